@@ -1,0 +1,1 @@
+"""Scripts that regenerate the papers' figures and tables from the paper's numbers and our runs."""

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv and install everything the project needs, on a fresh machine.
+# Idempotent: a second call only checks. Torch is pinned to the release that the
+# package index serves for this platform (a CUDA build that also runs on CPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, sympy, pytest, sklearn, skimage, mlxtend, submitit, tqdm" 2>/dev/null; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1"
+    .venv/bin/pip install -q -e ".[dev]"
+fi
+.venv/bin/pip install -q --no-deps -e . >/dev/null 2>&1 || true
+# Fashion-MNIST ships as a Debian data package; install it where we may.
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
+        || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST benchmarks will be skipped" >&2
+fi

@@ -1,0 +1,62 @@
+"""One result type for every claim check, shared by theory, the paper's tables and our runs.
+
+The claims ledger (`experiments`) joins these; each producer reports the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+VERDICTS = ("pass", "fail", "vacuous", "missing")
+
+
+@dataclass
+class ClaimResult:
+    """Verdict of one claim check.
+
+    verdict: "pass" (the statement held on every instance), "fail" (it was violated; numbers say
+    where), "vacuous" (the check ran but the statement says nothing, e.g. a negative lower bound),
+    "missing" (the check is not built or its data are absent; never counts as passing).
+    numbers: the measured quantities behind the verdict (JSON-serialisable scalars).
+    """
+
+    claim: str
+    verdict: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    instances: int = 0
+    violations: int = 0
+    worst_margin: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "claim": self.claim,
+            "verdict": self.verdict,
+            "instances": self.instances,
+            "violations": self.violations,
+            "worst_margin": self.worst_margin,
+            "numbers": self.numbers,
+            "detail": self.detail,
+        }
+
+
+ClaimCheck = Callable[..., ClaimResult]
+
+#: claim id -> theory check; filled by @register_claim in the modules that implement checks.
+CLAIM_CHECKS: dict[str, ClaimCheck] = {}
+
+
+def register_claim(claim_id: str) -> Callable[[ClaimCheck], ClaimCheck]:
+    """Register a theory check for claim `claim_id` (e.g. "C1"); each id once."""
+
+    def wrap(fn: ClaimCheck) -> ClaimCheck:
+        if claim_id in CLAIM_CHECKS:
+            raise KeyError(f"claim {claim_id} already has a check: {CLAIM_CHECKS[claim_id].__name__}")
+        CLAIM_CHECKS[claim_id] = fn
+        return fn
+
+    return wrap
