@@ -45,6 +45,8 @@ class ClaimResult:
 
 
 ClaimCheck = Callable[..., ClaimResult]
+"""Signature of a theory check: ``check(instances: int, seed: int) -> ClaimResult``.
+Runs the claim over `instances` random problems drawn reproducibly from `seed`."""
 
 #: claim id -> theory check; filled by @register_claim in the modules that implement checks.
 CLAIM_CHECKS: dict[str, ClaimCheck] = {}
