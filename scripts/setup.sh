@@ -13,7 +13,6 @@ if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, sympy, pyt
     .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1"
     .venv/bin/pip install -q -e ".[dev]"
 fi
-.venv/bin/pip install -q --no-deps -e . >/dev/null 2>&1 || true
 # Fashion-MNIST ships as a Debian data package; install it where we may.
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
