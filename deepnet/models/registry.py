@@ -1,0 +1,160 @@
+"""The models API of the deepnet suite: one registry of model factories, each returning a
+:class:`ModelBundle` — a :class:`~deepnet.models.classifier.Classifier`, its :class:`LayerMap`
+(which parameters form the paper's "embedding", the middle layers in order, and the head) and the
+model's own :class:`Preprocess`.
+
+The layer map is what freeze-embed, layer-wise learning rates, gradual unfreezing and the gradient
+norm measurements (eq. 3.1) all read, so every factory's map must cover each parameter of its model
+exactly once; :func:`check_layer_map` enforces that and :func:`create_model` calls it.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from deepnet.registry import Registry
+
+if TYPE_CHECKING:
+    from deepnet.models.classifier import Classifier
+
+OFFLINE_ENV = "DEEPNET_OFFLINE"
+
+# Family modules that register factories on import. efficientnet_lite and small are written by the
+# offline-models engineer; a family whose module is not present yet is simply not registered.
+_FAMILY_MODULES = ("vit", "openclip", "convnext", "bit", "efficientnet_lite", "small")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """The model's own input pipeline (as timm's pretrained cfg / open_clip define it).
+
+    ``input_size`` is (H, W); ``crop_pct`` is the centre-crop fraction used at evaluation
+    (resize to ``input_size / crop_pct`` then crop ``input_size``).
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_size: tuple[int, int]
+    interpolation: str = "bicubic"
+    crop_pct: float = 1.0
+
+
+@dataclass
+class LayerMap:
+    """Parameter names (as in ``model.named_parameters()``) grouped the way the SGD paper does.
+
+    ``embed`` is the embedding group exactly as Appendix A defines it (frozen by freeze-embed),
+    ``embed_norm`` the layer-norm subset of ``embed`` (left trainable by ``sgd_freeze_embed_not_ln``),
+    ``middle`` the remaining backbone groups ordered bottom -> top (attention and MLP of each
+    transformer block separately), ``head`` the new linear head, and ``stem`` the minimal stem
+    (ViT: patch embedding) frozen by ``sgd_freeze_stem``. ``middle_labels`` names the middle groups
+    (e.g. ``"block3.attn"``); when empty they are called ``middle0``, ``middle1``, ...
+    """
+
+    embed: list[str]
+    embed_norm: list[str]
+    middle: list[list[str]]
+    head: list[str]
+    stem: list[str]
+    middle_labels: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.middle_labels and len(self.middle_labels) != len(self.middle):
+            raise ValueError(
+                f"middle_labels has {len(self.middle_labels)} names for {len(self.middle)} groups"
+            )
+        if not set(self.embed_norm) <= set(self.embed):
+            raise ValueError(f"embed_norm is not a subset of embed: {sorted(set(self.embed_norm) - set(self.embed))}")
+        if not set(self.stem) <= set(self.embed):
+            raise ValueError(f"stem is not a subset of embed: {sorted(set(self.stem) - set(self.embed))}")
+
+    def groups(self) -> list[tuple[str, list[str]]]:
+        """All groups in bottom -> top order: ``("embed", ...)``, the middle groups, ``("head", ...)``."""
+        labels = self.middle_labels or [f"middle{i}" for i in range(len(self.middle))]
+        return [("embed", list(self.embed)), *zip(labels, (list(g) for g in self.middle)), ("head", list(self.head))]
+
+    def all_names(self) -> list[str]:
+        """Every parameter name in group order."""
+        return [n for _, names in self.groups() for n in names]
+
+    def kind_of(self) -> dict[str, str]:
+        """Parameter name -> ``"embed"``, ``"middle"`` or ``"head"``."""
+        kinds = {n: "embed" for n in self.embed}
+        kinds.update({n: "middle" for g in self.middle for n in g})
+        kinds.update({n: "head" for n in self.head})
+        return kinds
+
+
+@dataclass
+class ModelBundle:
+    """What a model factory returns: the classifier, its layer map and its preprocessing."""
+
+    name: str
+    model: "Classifier"
+    layer_map: LayerMap
+    preprocess: Preprocess
+    feature_dim: int
+
+
+ModelFactory = Callable[..., ModelBundle]
+MODELS: Registry[ModelFactory] = Registry("model")
+
+
+class PretrainedUnavailableError(RuntimeError):
+    """Pretrained weights could not be fetched (e.g. no internet); use random weights instead."""
+
+
+def offline_requested() -> bool:
+    """True when the environment asks for random weights everywhere (``DEEPNET_OFFLINE=1``)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def pretrained_unavailable(name: str, source: str, err: BaseException) -> PretrainedUnavailableError:
+    """The one error every family raises when weights cannot be loaded, with the offline remedies."""
+    return PretrainedUnavailableError(
+        f"could not load pretrained weights for model {name!r} from {source}: "
+        f"{type(err).__name__}: {err}. Weights are downloaded from the model hub; without internet "
+        f"pass --no-pretrained (pretrained=False) or set {OFFLINE_ENV}=1 to use random weights."
+    )
+
+
+def check_layer_map(model: "Classifier", layer_map: LayerMap) -> None:
+    """Raise ``ValueError`` unless the layer map names every parameter of ``model`` exactly once."""
+    names = [n for n, _ in model.named_parameters()]
+    listed = layer_map.all_names()
+    seen: set[str] = set()
+    dupes = sorted({n for n in listed if n in seen or seen.add(n)})
+    missing = sorted(set(names) - seen)
+    unknown = sorted(seen - set(names))
+    if dupes or missing or unknown:
+        raise ValueError(
+            f"layer map does not cover the model's parameters exactly once: "
+            f"duplicated {dupes[:5]}, missing {missing[:5]}, unknown {unknown[:5]}"
+        )
+
+
+def load_model_families() -> None:
+    """Import every model family module present so that its factories are registered."""
+    for family in _FAMILY_MODULES:
+        module = f"deepnet.models.{family}"
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+
+
+def create_model(name: str, num_classes: int, pretrained: bool = True, **kw) -> ModelBundle:
+    """Build a registered model with a fresh ``nn.Linear(feature_dim, num_classes)`` head.
+
+    ``pretrained=False`` (or env ``DEEPNET_OFFLINE=1``) gives random weights; extra keyword
+    arguments go to the family's factory (e.g. ``backend="open_clip"`` for the CLIP models, or
+    ``device="meta"`` to build shapes only).
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    load_model_families()
+    factory = MODELS.get(name)
+    bundle = factory(num_classes=num_classes, pretrained=pretrained and not offline_requested(), **kw)
+    check_layer_map(bundle.model, bundle.layer_map)
+    return bundle
