@@ -1,0 +1,118 @@
+"""Pieces every loader shares: image-file and in-memory datasets, CSV reading, held-out splits."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from .registry import CorruptImageError, DatasetInfo, DatasetLayoutError
+from .transforms import Transform
+
+
+def _as_int_array(values: Sequence[int] | np.ndarray, n: int, what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.int64)
+    if arr.shape != (n,):
+        raise ValueError(f"{what} has shape {arr.shape}, expected ({n},)")
+    return arr
+
+
+class ImageFiles(Dataset):
+    """Images on disk with integer labels and groups; decodes lazily, converts to RGB.
+
+    A missing file raises :class:`DatasetLayoutError` and an undecodable one
+    :class:`CorruptImageError`, both naming the file: nothing is silently dropped.
+    """
+
+    def __init__(self, files: Sequence[Path], labels, groups, transform: Transform, info: DatasetInfo) -> None:
+        self.files = list(files)
+        self.labels = _as_int_array(labels, len(self.files), "labels")
+        self.groups = _as_int_array(groups, len(self.files), "groups")
+        self.transform = transform
+        self.info = info
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        path = self.files[i]
+        try:
+            with Image.open(path) as img:
+                img.load()
+                rgb = img.convert("RGB")
+        except FileNotFoundError:
+            raise self.info.error(f"missing image file {path}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise CorruptImageError(f"{self.info.name}: cannot decode image file {path}: {e}") from e
+        return self.transform(rgb), int(self.labels[i]), int(self.groups[i])
+
+
+class ImageArray(Dataset):
+    """Decoded uint8 images held in memory, (N, H, W) grey or (N, H, W, 3) RGB."""
+
+    def __init__(self, images: np.ndarray, labels, groups, transform: Transform) -> None:
+        if images.dtype != np.uint8 or images.ndim not in (3, 4):
+            raise ValueError(f"images must be uint8 (N,H,W) or (N,H,W,3), got {images.dtype} {images.shape}")
+        self.images = images
+        self.labels = _as_int_array(labels, len(images), "labels")
+        self.groups = _as_int_array(groups, len(images), "groups")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        img = Image.fromarray(self.images[i]).convert("RGB")
+        return self.transform(img), int(self.labels[i]), int(self.groups[i])
+
+
+def require_file(path: Path, info: DatasetInfo) -> Path:
+    if not path.is_file():
+        raise info.error(f"missing file {path}")
+    return path
+
+
+def read_csv(path: Path, required: Sequence[str], info: DatasetInfo) -> list[dict[str, str]]:
+    """Rows of a CSV with a header; a missing file or column is a layout error."""
+    require_file(path, info)
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise info.error(f"{path} lacks column(s) {missing}; it has {reader.fieldnames}")
+        rows = list(reader)
+    if not rows:
+        raise info.error(f"{path} has no rows")
+    return rows
+
+
+def parse_int(value: str, path: Path, column: str, info: DatasetInfo) -> int:
+    try:
+        return int(float(value))
+    except ValueError:
+        raise info.error(f"{path}: column {column!r} holds non-integer {value!r}") from None
+
+
+def check_first_file(files: Sequence[Path], split: str, info: DatasetInfo) -> None:
+    """Cheap check that a split is non-empty and its files are where the layout says."""
+    if not files:
+        raise info.error(f"split {split!r} is empty")
+    if not Path(files[0]).is_file():
+        raise info.error(f"missing image file {files[0]} (first file of split {split!r})")
+
+
+def holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``range(n)`` into (kept, held-out) sorted index arrays; deterministic in ``seed``.
+
+    Used where a benchmark ships no ID validation split: the held-out part becomes ``id_val``.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    n_held = max(1, round(n * fraction))
+    if n_held >= n:
+        raise ValueError(f"cannot hold out {n_held} of {n} examples")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_held:]), np.sort(perm[:n_held])

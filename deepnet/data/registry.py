@@ -1,0 +1,120 @@
+"""Dataset registry and the single entry point ``build_splits`` (the deepnet data contract).
+
+Every benchmark registers a :class:`DatasetInfo` (paper epochs, metric, OOD split names, the
+on-disk layout it expects) with a builder. ``build_splits`` returns a dict of torch Datasets
+keyed ``train``, ``id_val``, ``id_test`` and one key per OOD split; each item is
+``(image_tensor, label, group)`` with ``group = -1`` where a benchmark has no groups.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+from torch.utils.data import Dataset
+
+from deepnet.registry import Registry
+
+from .transforms import ImageSpec
+
+
+class DatasetLayoutError(Exception):
+    """The data is missing or not in the expected on-disk layout; the message names the layout."""
+
+
+class CorruptImageError(DatasetLayoutError):
+    """An image file exists but cannot be decoded; the message names the file."""
+
+
+class PreprocessLike(Protocol):
+    """What build_splits needs from a model's preprocess (deepnet.models.Preprocess fits)."""
+
+    mean: Sequence[float]
+    std: Sequence[float]
+    input_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about one benchmark.
+
+    ``epochs`` is the paper's number of fine-tuning epochs (SGD paper, Appendix A) or ours for the
+    offline benchmarks; ``metric`` is ``"acc"`` or ``"worst_group_acc"`` (the OOD metric);
+    ``layout`` describes the expected files and is quoted in every :class:`DatasetLayoutError`;
+    ``needs_root`` is False for offline benchmarks that find installed data themselves.
+    """
+
+    name: str
+    num_classes: int
+    ood_splits: tuple[str, ...]
+    epochs: int
+    metric: str
+    layout: str
+    needs_root: bool = True
+    default_input_size: int = 224
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("acc", "worst_group_acc"):
+            raise ValueError(f"{self.name}: metric must be 'acc' or 'worst_group_acc', got {self.metric!r}")
+
+    @property
+    def split_names(self) -> list[str]:
+        return ["train", "id_val", "id_test", *self.ood_splits]
+
+    def error(self, problem: str) -> DatasetLayoutError:
+        """A layout error for this dataset that states the problem and the expected layout."""
+        return DatasetLayoutError(f"{self.name}: {problem}\nExpected layout:\n{self.layout}")
+
+
+Builder = Callable[[Path | None, ImageSpec, bool], dict[str, Dataset]]
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    info: DatasetInfo
+    build: Builder
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
+
+
+def register_dataset(info: DatasetInfo) -> Callable[[Builder], Builder]:
+    """Decorator registering ``build(root, spec, train_augment) -> splits`` under ``info.name``."""
+
+    def wrap(build: Builder) -> Builder:
+        DATASETS.add(info.name, DatasetEntry(info, build))
+        return build
+
+    return wrap
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    return DATASETS.get(name).info
+
+
+def build_splits(
+    name: str,
+    root: str | Path | None,
+    preprocess: PreprocessLike | None = None,
+    train_augment: bool = True,
+) -> dict[str, Dataset]:
+    """Build every split of benchmark ``name``.
+
+    ``root`` is the dataset directory (see ``dataset_info(name).layout``); offline benchmarks
+    accept ``None`` (installed data) or a directory overriding the installed location.
+    ``preprocess`` gives mean, std and input_size (H, W); ``None`` uses ImageNet statistics at the
+    benchmark's default size. ``train_augment=False`` gives the train split the eval transform.
+    Raises :class:`DatasetLayoutError` when data is missing or malformed.
+    """
+    entry = DATASETS.get(name)
+    info = entry.info
+    path = None if root is None else Path(root).expanduser()
+    if path is None and info.needs_root:
+        raise info.error("no data root given (pass --data-root / RunConfig.data_root)")
+    if path is not None and not path.is_dir():
+        raise info.error(f"data root {path} is not a directory")
+    spec = ImageSpec.from_preprocess(preprocess, info.default_input_size)
+    splits = entry.build(path, spec, train_augment)
+    if list(splits) != info.split_names:
+        raise RuntimeError(f"{name} builder returned splits {list(splits)}, expected {info.split_names}")
+    return splits
