@@ -1,0 +1,1 @@
+"""The papers' tables as data (one CSV per table, indexed by tables.toml) and their arithmetic checks."""
