@@ -7,6 +7,7 @@ returns the directory to pass to ``build_splits`` as the data root.
 from __future__ import annotations
 
 import csv
+import pickle
 from pathlib import Path
 from typing import Callable
 
@@ -60,3 +61,77 @@ def _waterbirds(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
                     _write_image(out / rel, rng, size)
                     rows.append([len(rows) + 1, rel, y, split, place, f"place{place}/{k}.jpg"])
     _write_csv(out / "metadata.csv", ["img_id", "img_filename", "y", "split", "place", "place_filename"], rows)
+
+
+@FIXTURES.register("fmow")
+def _fmow(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
+    from .wilds import FMOW_CATEGORIES
+
+    countries = [["USA", "Americas"], ["FRA", "Europe"], ["KEN", "Africa"], ["CHN", "Asia"]]
+    _write_csv(out / "country_code_mapping.csv", ["alpha-3", "region"], countries)
+    # (split, timestamp, country): ID train/val/test, OOD-val period, OOD test in Africa and
+    # elsewhere, sequestered rows; only the first three and "test Africa 2016+" are loaded
+    kinds = [
+        ("train", "2010-05-01T10:00:00Z", "USA"), ("val", "2011-05-01T10:00:00Z", "FRA"),
+        ("test", "2012-12-31T23:59:59Z", "CHN"), ("val", "2014-05-01T10:00:00Z", "USA"),
+        ("test", "2016-01-01T00:00:00Z", "KEN"), ("test", "2017-03-01T10:00:00Z", "USA"),
+        ("seq", "2016-06-01T10:00:00Z", "KEN"), ("train", "2009-01-01T00:00:00Z", "ZZZ"),
+    ]
+    rows = []
+    for split, stamp, country in kinds:
+        for category in FMOW_CATEGORIES:
+            for _ in range(n):
+                _write_image(out / "images" / f"rgb_img_{len(rows)}.png", rng, size)
+                rows.append([split, f"img_{len(rows)}.jpg", category, country, stamp])
+    _write_csv(out / "rgb_metadata.csv", ["split", "img_filename", "category", "country_code", "timestamp"], rows)
+
+
+@FIXTURES.register("camelyon")
+def _camelyon(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
+    # (center, split): ID hospitals 0/3/4 train and id_val, OOD-val hospital 1, OOD-test hospital 2
+    kinds = [(0, 0), (3, 0), (4, 1), (1, 0), (2, 0), (2, 1)]
+    rows = []
+    for center, split in kinds:
+        for tumor in (0, 1):
+            for k in range(n):
+                patient, node, x, y = f"{10 * center + tumor:03d}", k % 2, 32 * k, 32 * split
+                rel = f"patches/patient_{patient}_node_{node}/patch_patient_{patient}_node_{node}_x_{x}_y_{y}.png"
+                _write_image(out / rel, rng, size)
+                rows.append([len(rows), patient, node, x, y, tumor, 2 * center + node, center, split])
+    _write_csv(out / "metadata.csv",
+               ["", "patient", "node", "x_coord", "y_coord", "tumor", "slide", "center", "split"], rows)
+
+
+@FIXTURES.register("cifar10")
+def _cifar10(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
+    """CIFAR/STL files have fixed image sizes (32 and 96 px), so ``size`` is not used here."""
+    del size
+    batches = out / "cifar-10-batches-py"
+    batches.mkdir(exist_ok=True)
+    labels = np.repeat(np.arange(10), n)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (len(labels), 3 * 32 * 32), dtype=np.uint8)
+        with open(batches / name, "wb") as f:
+            pickle.dump({b"data": data, b"labels": labels.tolist(), b"batch_label": name.encode()}, f)
+    np.save(out / "cifar10.1_v6_data.npy", rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8))
+    np.save(out / "cifar10.1_v6_labels.npy", labels)
+    stl = out / "stl10_binary"
+    stl.mkdir(exist_ok=True)
+    rng.integers(0, 256, len(labels) * 3 * 96 * 96, dtype=np.uint8).tofile(stl / "test_X.bin")
+    (labels + 1).astype(np.uint8).tofile(stl / "test_y.bin")
+
+
+@FIXTURES.register("domainnet")
+def _domainnet(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
+    from .domainnet import NUM_CLASSES
+
+    # clipart is written but unused (only real is OOD); train gets 3n per class for the id_val hold-out
+    for domain, split, count in (("sketch", "train", 3 * n), ("sketch", "test", n), ("real", "test", n),
+                                 ("clipart", "test", n)):
+        lines = []
+        for label in range(NUM_CLASSES):
+            for k in range(count):
+                rel = f"{domain}/class_{label:03d}/{domain}_{split}_{label:03d}_{k:06d}.jpg"
+                _write_image(out / rel, rng, size)
+                lines.append(f"{rel} {label}")
+        (out / f"{domain}_{split}_mini.txt").write_text("\n".join(lines) + "\n")
