@@ -1,0 +1,60 @@
+"""Shared construction for the timm-backed families: load (or randomly initialise) a timm model as
+a feature backbone and read the model's own preprocessing from its pretrained cfg."""
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import timm
+import torch
+from torch import nn
+
+from deepnet.models.registry import Preprocess, pretrained_unavailable
+
+Device = str | torch.device | None
+
+
+def device_context(device: Device, pretrained: bool):
+    """Context that builds modules directly on ``device`` (``"meta"``: shapes only, no memory)."""
+    if device is None:
+        return nullcontext()
+    if pretrained and torch.device(device).type == "meta":
+        raise ValueError("device='meta' builds shapes only and cannot hold pretrained weights; pass pretrained=False")
+    return torch.device(device)
+
+
+def create_timm_backbone(
+    model_name: str, timm_name: str, pretrained: bool, num_classes: int = 0
+) -> tuple[nn.Module, Preprocess]:
+    """``timm.create_model(timm_name)`` with ``num_classes`` outputs (0: pooled features).
+
+    CLIP models keep their pretrained image projection by passing its width as ``num_classes``.
+    Download failures are re-raised as :class:`PretrainedUnavailableError` with the offline remedy.
+    """
+    try:
+        backbone = timm.create_model(timm_name, pretrained=pretrained, num_classes=num_classes)
+    except (OSError, RuntimeError) as err:
+        if not pretrained:
+            raise
+        raise pretrained_unavailable(model_name, f"timm ({timm_name})", err) from err
+    return backbone, preprocess_from_timm(backbone)
+
+
+def preprocess_from_timm(model: nn.Module) -> Preprocess:
+    """The evaluation preprocessing timm resolves from the model's pretrained cfg."""
+    cfg = timm.data.resolve_model_data_config(model)
+    _, height, width = cfg["input_size"]
+    return Preprocess(
+        mean=tuple(float(m) for m in cfg["mean"]),
+        std=tuple(float(s) for s in cfg["std"]),
+        input_size=(int(height), int(width)),
+        interpolation=str(cfg["interpolation"]),
+        crop_pct=float(cfg["crop_pct"]),
+    )
+
+
+def timm_pretrained_width(timm_name: str) -> int:
+    """Output width of the pretrained model's own head (CLIP: the image-text projection)."""
+    cfg = timm.models.get_pretrained_cfg(timm_name)
+    if cfg is None:
+        raise KeyError(f"timm has no pretrained cfg for {timm_name!r}")
+    return int(cfg.num_classes)
