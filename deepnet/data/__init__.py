@@ -2,7 +2,7 @@
 
 Importing this package registers every dataset in :data:`DATASETS`; use :func:`build_splits`.
 """
-from . import cifar, domainnet, waterbirds, wilds  # noqa: F401  (registers)
+from . import cifar, domainnet, living17, waterbirds, wilds  # noqa: F401  (registers)
 from .fixtures import make_fixture
 from .registry import (
     DATASETS,

@@ -7,6 +7,7 @@ returns the directory to pass to ``build_splits`` as the data root.
 from __future__ import annotations
 
 import csv
+import json
 import pickle
 from pathlib import Path
 from typing import Callable
@@ -135,3 +136,43 @@ def _domainnet(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
                 _write_image(out / rel, rng, size)
                 lines.append(f"{rel} {label}")
         (out / f"{domain}_{split}_mini.txt").write_text("\n".join(lines) + "\n")
+
+
+@FIXTURES.register("living17")
+def _living17(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
+    """A toy hierarchy with the BREEDS shape: entity -> living thing -> 3 levels -> 17 superclasses
+    at depth 5, each with 2 children of 3 ImageNet leaves. Decoys check the selection rules: a
+    depth-5 node under a non-living branch, one with only 3 leaves, and a shortcut edge that must
+    not lower a superclass's (longest-path) depth."""
+    from .living17 import LIVING_THING, ROOT_WNID
+
+    edges = [(ROOT_WNID, LIVING_THING), (LIVING_THING, "n90000002"), ("n90000002", "n90000003"),
+             ("n90000003", "n90000004"), (ROOT_WNID, "n80000001"), ("n80000001", "n80000002"),
+             ("n80000002", "n80000003"), ("n80000003", "n80000004")]
+    names, leaves = {ROOT_WNID: "entity", LIVING_THING: "living thing"}, []
+
+    def superclass(wnid: str, parent: str, n_leaves: int) -> None:
+        edges.append((parent, wnid))
+        names[wnid] = f"super {wnid}"
+        for c in range(2):
+            child = f"{wnid}{c}"
+            edges.append((wnid, child))
+            for k in range(n_leaves if c == 0 else min(n_leaves, 3)):
+                leaf = f"{child}{k}"
+                edges.append((child, leaf))
+                leaves.append(leaf)
+
+    for s in range(17):
+        superclass(f"n91{s:03d}", "n90000004", 3)
+    edges.append((LIVING_THING, "n91000"))  # shortcut: n91000 stays at depth 5 (longest path)
+    superclass("n92000", "n90000004", 0)    # only 3 leaves (all under its second child)
+    superclass("n93000", "n80000004", 3)    # depth 5 but not a living thing
+    info = out / "breeds"
+    info.mkdir(exist_ok=True)
+    (info / "dataset_class_info.json").write_text(json.dumps([[i, w, f"class {w}"] for i, w in enumerate(leaves)]))
+    (info / "class_hierarchy.txt").write_text("".join(f"{p} {c}\n" for p, c in edges))
+    (info / "node_names.txt").write_text("".join(f"{w}\t{name}\n" for w, name in names.items()))
+    for split in ("train", "val"):
+        for leaf in leaves:
+            for k in range(n):
+                _write_image(out / split / leaf / f"{leaf}_{k}.JPEG", rng, size)

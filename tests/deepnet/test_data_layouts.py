@@ -98,3 +98,138 @@ def test_corrupt_image_names_file(tmp_path):
     victim.write_bytes(victim.read_bytes()[:40])  # truncated file
     with pytest.raises(CorruptImageError, match=victim.name):
         splits["train"][0]
+
+
+# ---------------------------------------------------------------- living17
+def test_living17_breeds_split(tmp_path):
+    from deepnet.data.living17 import breeds_task
+
+    root = make_fixture("living17", tmp_path, n_per_class=2)
+    task = breeds_task(root / "breeds")
+    # 17 living superclasses at depth 5; the 3-leaf node, the non-living one are excluded and the
+    # shortcut edge does not change n91000's (longest-path) depth
+    assert task.superclasses == [f"n91{s:03d}" for s in range(17)]
+    for sc, ids, oods in zip(task.superclasses, task.id_subclasses, task.ood_subclasses):
+        assert len(ids) == len(oods) == 2 and not set(ids) & set(oods)
+        assert all(w.startswith(sc) for w in ids + oods)
+    splits = build_splits("living17", root, PRE)
+    assert [len(splits[k]) for k in ("id_test", "ood_test")] == [17 * 2 * 2, 17 * 2 * 2]
+    assert len(splits["train"]) + len(splits["id_val"]) == 17 * 2 * 2
+    assert np.bincount(_labels(splits["ood_test"])).tolist() == [4] * 17
+    assert not set(splits["train"].groups) & set(splits["ood_test"].groups)  # disjoint subclasses
+    assert set(splits["id_test"].groups) == set(splits["train"].groups) | set(splits["id_val"].groups)
+    _check_items(splits, 17)
+
+
+def test_living17_missing_class_folder(tmp_path):
+    import shutil
+
+    root = make_fixture("living17", tmp_path, n_per_class=1)
+    shutil.rmtree(root / "val" / "n9100010")
+    with pytest.raises(DatasetLayoutError, match="n9100010"):
+        build_splits("living17", root, PRE)
+
+
+def test_living17_missing_hierarchy_file(tmp_path):
+    root = make_fixture("living17", tmp_path, n_per_class=1)
+    (root / "breeds" / "node_names.txt").unlink()
+    with pytest.raises(DatasetLayoutError, match="node_names.txt"):
+        build_splits("living17", root, PRE)
+
+
+# ---------------------------------------------------------------- WILDS
+def test_fmow_time_and_region_splits(tmp_path):
+    root = make_fixture("fmow", tmp_path, n_per_class=1)
+    splits = build_splits("fmow", root, PRE)
+    # fixture: per category 1 row of each kind; train also gets an unmapped-country ("Other") row
+    assert {k: len(v) for k, v in splits.items()} == {"train": 124, "id_val": 62, "id_test": 62, "ood_test": 62}
+    regions = ("Asia", "Europe", "Africa", "Americas", "Oceania", "Other")
+    assert set(splits["ood_test"].groups) == {regions.index("Africa")}
+    assert set(splits["train"].groups) == {regions.index("Americas"), regions.index("Other")}
+    # images are named by row number; OOD rows are the 2016+ Africa test rows (kind 4 -> rows 248..309)
+    assert [int(p.stem.split("_")[-1]) for p in splits["ood_test"].files] == list(range(4 * 62, 5 * 62))
+    assert np.bincount(_labels(splits["id_test"])).tolist() == [1] * 62
+    _check_items(splits, 62)
+
+
+def test_fmow_unknown_category(tmp_path):
+    root = make_fixture("fmow", tmp_path, n_per_class=1)
+    meta = root / "rgb_metadata.csv"
+    meta.write_text(meta.read_text().replace(",airport,", ",spaceport,", 1))
+    with pytest.raises(DatasetLayoutError, match="spaceport"):
+        build_splits("fmow", root, PRE)
+
+
+def test_camelyon_hospital_splits(tmp_path):
+    root = make_fixture("camelyon", tmp_path, n_per_class=2)
+    splits = build_splits("camelyon", root, PRE)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 8, "id_val": 4, "id_test": 4, "ood_test": 8}
+    assert set(splits["train"].groups) == {0, 3} and set(splits["id_val"].groups) == {4}
+    assert set(splits["ood_test"].groups) == {2}  # hospital 1 (OOD val) is never loaded
+    assert np.bincount(_labels(splits["ood_test"])).tolist() == [4, 4]
+    _check_items(splits, 2)
+
+
+def test_camelyon_missing_column(tmp_path):
+    root = make_fixture("camelyon", tmp_path)
+    _rewrite_csv(root / "metadata.csv", "center")
+    with pytest.raises(DatasetLayoutError, match="center"):
+        build_splits("camelyon", root, PRE)
+
+
+# ---------------------------------------------------------------- DomainNet
+def test_domainnet_lists(tmp_path):
+    root = make_fixture("domainnet", tmp_path, n_per_class=1)
+    splits = build_splits("domainnet", root, PRE)
+    assert len(splits["train"]) + len(splits["id_val"]) == 40 * 3
+    assert len(splits["id_val"]) == 12  # 10% hold-out
+    assert not set(splits["train"].files) & set(splits["id_val"].files)
+    assert all("real" in p.name for p in splits["ood_test"].files)
+    assert all("sketch" in p.name for p in splits["id_test"].files)
+    assert np.bincount(_labels(splits["ood_test"])).tolist() == [1] * 40
+    _check_items(splits, 40)
+
+
+def test_domainnet_malformed_line(tmp_path):
+    root = make_fixture("domainnet", tmp_path, n_per_class=1)
+    with open(root / "real_test_mini.txt", "a") as f:
+        f.write("real/x/y.jpg forty\n")
+    with pytest.raises(DatasetLayoutError, match="real_test_mini.txt"):
+        build_splits("domainnet", root, PRE)
+
+
+# ---------------------------------------------------------------- CIFAR-10 / 10.1 / STL
+def test_cifar_splits(tmp_path):
+    root = make_fixture("cifar10", tmp_path, n_per_class=2)
+    splits = build_splits("cifar10", root, PRE)
+    assert {k: len(v) for k, v in splits.items()} == {
+        "train": 90, "id_val": 10, "id_test": 20, "cifar10_1": 20, "stl10": 18}
+    assert np.bincount(_labels(splits["stl10"]), minlength=10)[6] == 0  # frog: not in STL
+    _check_items(splits, 10)
+
+
+def test_stl_label_map_and_pixel_order(tmp_path):
+    root = make_fixture("cifar10", tmp_path, n_per_class=1)
+    # STL stores each image column-major: write images whose value encodes the STL class in the
+    # top-left pixel row only, and check the loader restores rows and maps classes to CIFAR's
+    hwc = np.zeros((10, 96, 96, 3), np.uint8)
+    hwc[:, 0, :, :] = (np.arange(10) * 20 + 10)[:, None, None]
+    hwc.transpose(0, 3, 2, 1).tofile(root / "stl10_binary" / "test_X.bin")
+    np.arange(1, 11, dtype=np.uint8).tofile(root / "stl10_binary" / "test_y.bin")
+    stl = build_splits("cifar10", root, PRE)["stl10"]
+    cifar = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    stl_names = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
+    assert len(stl) == 9
+    for img, label in zip(stl.images, stl.labels):
+        stl_class = (int(img[0, 0, 0]) - 10) // 20
+        assert img[0].min() == img[0].max() and img[1:].max() == 0
+        name = stl_names[stl_class].replace("car", "automobile")
+        assert cifar[label] == name
+
+
+def test_cifar_truncated_batch(tmp_path):
+    root = make_fixture("cifar10", tmp_path)
+    batch = root / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:100])
+    with pytest.raises(DatasetLayoutError, match="data_batch_3"):
+        build_splits("cifar10", root, PRE)
