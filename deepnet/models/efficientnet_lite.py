@@ -13,6 +13,7 @@ ConvNeXt and BiT); here that is ``conv_stem`` + ``bn1`` + ``blocks.0``.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -91,12 +92,14 @@ def layer_map(model: Classifier) -> LayerMap:
 
 
 @MODELS.register("effnet_lite0")
-def effnet_lite0(num_classes: int, pretrained: bool = True, **kw) -> ModelBundle:
-    """EfficientNet-Lite0 (4.7M params incl. ImageNet head) with a fresh ``num_classes`` head."""
-    if kw:
-        raise TypeError(f"effnet_lite0 takes no extra arguments, got {sorted(kw)}")
+def effnet_lite0(num_classes: int, pretrained: bool = True, img_size: int | None = None) -> ModelBundle:
+    """EfficientNet-Lite0 (4.7M params incl. ImageNet head) with a fresh ``num_classes`` head.
+
+    The net is fully convolutional: ``img_size`` only changes the preprocessing's input size.
+    """
+    preprocess = PREPROCESS if img_size is None else replace(PREPROCESS, input_size=(img_size, img_size))
     backbone = imagenet_model(pretrained)
     backbone.reset_classifier(0)
     model = Classifier(backbone, FEATURE_DIM, num_classes)
     return ModelBundle(name="effnet_lite0", model=model, layer_map=layer_map(model),
-                       preprocess=PREPROCESS, feature_dim=FEATURE_DIM)
+                       preprocess=preprocess, feature_dim=FEATURE_DIM)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -148,10 +149,18 @@ def load_checkpoint(name: str) -> tuple[str, dict[str, torch.Tensor]]:
     return entry["arch"], {k: v.float() for k, v in state.items()}
 
 
-def build(arch: str, num_classes: int, checkpoint: str | None, name: str | None = None) -> ModelBundle:
-    """Backbone of ``arch`` (random, or the shipped ``checkpoint``) with a fresh ``num_classes`` head."""
+def build(arch: str, num_classes: int, checkpoint: str | None, name: str | None = None,
+          img_size: int | None = None) -> ModelBundle:
+    """Backbone of ``arch`` (random, or the shipped ``checkpoint``) with a fresh ``num_classes`` head.
+
+    ``img_size`` other than 28 is refused for the ViT (its position embedding is for 7x7 patches);
+    the ResNet is convolutional and takes any size.
+    """
     if arch not in ARCHS:
         raise KeyError(f"unknown small architecture {arch!r}; known: {sorted(ARCHS)}")
+    if arch == "small_vit" and img_size not in (None, PREPROCESS.input_size[0]):
+        raise ValueError(f"small_vit is built for {PREPROCESS.input_size[0]} px inputs, got img_size={img_size}")
+    preprocess = PREPROCESS if img_size is None else replace(PREPROCESS, input_size=(img_size, img_size))
     make_backbone, make_map = ARCHS[arch]
     backbone = make_backbone()
     if checkpoint is not None:
@@ -160,24 +169,25 @@ def build(arch: str, num_classes: int, checkpoint: str | None, name: str | None 
             raise ValueError(f"checkpoint {checkpoint!r} is a {ckpt_arch}, not a {arch}")
         backbone.load_state_dict(state)
     model = Classifier(backbone, backbone.num_features, num_classes)
-    return ModelBundle(name=name or arch, model=model, layer_map=make_map(model), preprocess=PREPROCESS,
+    return ModelBundle(name=name or arch, model=model, layer_map=make_map(model), preprocess=preprocess,
                        feature_dim=backbone.num_features)
 
 
 def _arch_factory(arch: str) -> Callable[..., ModelBundle]:
-    def factory(num_classes: int, pretrained: bool = True, checkpoint: str | None = None) -> ModelBundle:
+    def factory(num_classes: int, pretrained: bool = True, checkpoint: str | None = None,
+                img_size: int | None = None) -> ModelBundle:
         """``pretrained=True`` needs ``checkpoint=`` (one of the shipped ones for this architecture)."""
         if pretrained and checkpoint is None:
             raise ValueError(f"{arch} with pretrained=True needs checkpoint=NAME, e.g. {arch}_fmnist_adamw; "
                              f"or use the registered model {arch}_fmnist_sgd / {arch}_fmnist_adamw")
-        return build(arch, num_classes, checkpoint if pretrained else None)
+        return build(arch, num_classes, checkpoint if pretrained else None, img_size=img_size)
 
     return factory
 
 
 def _checkpoint_factory(arch: str, checkpoint: str) -> Callable[..., ModelBundle]:
-    def factory(num_classes: int, pretrained: bool = True) -> ModelBundle:
-        return build(arch, num_classes, checkpoint if pretrained else None, name=checkpoint)
+    def factory(num_classes: int, pretrained: bool = True, img_size: int | None = None) -> ModelBundle:
+        return build(arch, num_classes, checkpoint if pretrained else None, name=checkpoint, img_size=img_size)
 
     return factory
 
