@@ -1,0 +1,155 @@
+"""What a fine-tuning method is: which parameters train, the optimizer and its parameter groups,
+the learning-rate schedule, per-epoch hooks and an optional stage before fine-tuning.
+
+The trainer only talks to this interface, so a new method is a new registered object, never a new
+branch in the training loop (DomainBed's algorithm registry, timm's optimizer factory).
+
+Paper defaults (SGD paper, Appendix A): torch SGD with momentum 0.9, no dampening, no Nesterov,
+weight decay 0; torch AdamW with weight decay 0.01, betas (0.9, 0.999), eps 1e-8; weight decay is
+applied to every parameter (torch's default, which the paper keeps); cosine decay of the learning
+rate to 0 over all optimizer steps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from deepnet.models.registry import LayerMap
+
+SGD_LR_GRID = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+ADAMW_LR_GRID = (3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)
+OPTIMIZERS = ("sgd", "adamw", "lars", "lamb")
+
+
+def _freeze_none(layer_map: "LayerMap") -> set[str]:
+    return set()
+
+
+def freeze_embed(layer_map: "LayerMap") -> set[str]:
+    """Appendix A's embedding layer (ViT patch embed [+ its layer norm]; convnet stem + stage 1)."""
+    return set(layer_map.embed)
+
+
+def freeze_embed_not_ln(layer_map: "LayerMap") -> set[str]:
+    """The embedding layer without its layer norm (Appendix B ablation)."""
+    return set(layer_map.embed) - set(layer_map.embed_norm)
+
+
+def freeze_stem(layer_map: "LayerMap") -> set[str]:
+    """Only the minimal stem (ConvNeXt 4x4 conv; Appendix C, Table 9)."""
+    return set(layer_map.stem)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A fine-tuning recipe.
+
+    ``frozen`` maps a layer map to the parameter names that never train; ``lr_mult`` maps a
+    layer-map group kind (``"embed"``, ``"middle"``, ``"head"``) to a learning-rate multiplier;
+    ``lr_grid`` is the paper's sweep and ``weight_decay`` the default when the run gives none.
+    ``fine_tunes=False`` means the method has no gradient-training stage (linear probing).
+    """
+
+    name: str
+    summary: str
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_grid: tuple[float, ...] = SGD_LR_GRID
+    frozen: Callable[["LayerMap"], set[str]] = _freeze_none
+    lr_mult: dict[str, float] = field(default_factory=dict)
+    fine_tunes: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {OPTIMIZERS}")
+        bad = set(self.lr_mult) - {"embed", "middle", "head"}
+        if bad:
+            raise ValueError(f"lr_mult keys must be embed/middle/head, got {sorted(bad)}")
+
+    # --- parameters -------------------------------------------------------------------------
+    def frozen_names(self, layer_map: "LayerMap") -> set[str]:
+        """Names of the parameters this method never updates."""
+        return self.frozen(layer_map)
+
+    def apply_freezing(self, model: nn.Module, layer_map: "LayerMap") -> None:
+        """Set ``requires_grad`` from the recipe (frozen params get no grads and no optimizer state)."""
+        frozen = self.frozen_names(layer_map)
+        for name, p in model.named_parameters():
+            p.requires_grad_(name not in frozen)
+
+    def param_groups(self, model: nn.Module, layer_map: "LayerMap", weight_decay: float) -> list[dict[str, Any]]:
+        """Optimizer parameter groups, one per distinct lr multiplier; frozen parameters left out.
+
+        Each group carries ``lr_mult`` (the trainer sets ``lr = base_lr * lr_mult * schedule``).
+        """
+        frozen = self.frozen_names(layer_map)
+        kinds = layer_map.kind_of()
+        by_mult: dict[float, list[nn.Parameter]] = {}
+        for name, p in model.named_parameters():
+            if name in frozen:
+                continue
+            mult = self.lr_mult.get(kinds[name], 1.0)
+            by_mult.setdefault(mult, []).append(p)
+        return [
+            {"params": params, "lr_mult": mult, "weight_decay": weight_decay}
+            for mult, params in sorted(by_mult.items(), reverse=True)
+        ]
+
+    def build_optimizer(
+        self, model: nn.Module, layer_map: "LayerMap", lr: float, weight_decay: float | None = None
+    ) -> torch.optim.Optimizer:
+        """The recipe's optimizer over its trainable parameters (after :meth:`apply_freezing`)."""
+        wd = self.weight_decay if weight_decay is None else weight_decay
+        groups = self.param_groups(model, layer_map, wd)
+        for g in groups:
+            g["lr"] = lr * g["lr_mult"]
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=lr, momentum=self.momentum, weight_decay=wd, nesterov=False)
+        if self.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd)
+        from timm.optim import Lamb, Lars
+
+        if self.optimizer == "lars":
+            # always_adapt: timm applies the trust ratio only where weight_decay != 0 unless asked;
+            # with the paper's wd = 0 that silently degrades LARS to SGD. No trust clipping (LARS,
+            # not LARC), timm's trust coefficient 1e-3.
+            return Lars(groups, lr=lr, momentum=self.momentum, weight_decay=wd, always_adapt=True, trust_clip=False)
+        # LAMB: always_adapt for the same reason; timm defaults otherwise (eps 1e-6, global grad-norm
+        # clipping at 1.0 as in the LAMB reference implementation, bias correction on).
+        return Lamb(groups, lr=lr, betas=(0.9, 0.999), weight_decay=wd, always_adapt=True, trust_clip=False)
+
+    # --- schedule and hooks -----------------------------------------------------------------
+    def lr_factor(self, step: int, total_steps: int, epoch: int, epochs: int) -> float:
+        """Multiplier on the base learning rate at optimizer ``step`` (0-based): cosine to 0."""
+        if total_steps <= 0:
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+    def on_epoch_start(self, model: nn.Module, layer_map: "LayerMap", epoch: int, epochs: int) -> None:
+        """Called before each training epoch (gradual unfreezing changes ``requires_grad`` here)."""
+
+    def prepare(self, model: nn.Module, probe_data: "ProbeData | None") -> dict[str, Any]:
+        """Stage before gradient training (LP / LP-FT fit the head here); returns info to record."""
+        return {}
+
+    @property
+    def needs_probe_data(self) -> bool:
+        """Whether :meth:`prepare` needs frozen features of the train and ID-val splits."""
+        return False
+
+
+@dataclass
+class ProbeData:
+    """Frozen-backbone features for linear probing: train (no augmentation) and ID validation."""
+
+    train_x: Any
+    train_y: Any
+    val_x: Any
+    val_y: Any
+    num_classes: int

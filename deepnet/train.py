@@ -1,0 +1,404 @@
+"""The fine-tuning loop: one :class:`~deepnet.config.RunConfig` in, one result record out.
+
+What a run does (SGD paper, Section 4 and Appendix A):
+
+* builds the model (``deepnet.models``) and the dataset splits (``deepnet.data``) and the method's
+  optimizer (``deepnet.methods``); a method's stage before fine-tuning (the linear probe of LP and
+  LP-FT) runs first, on features of the train split without augmentation;
+* trains for the dataset's paper epochs (or ``cfg.epochs``) with the method's schedule (cosine to 0
+  per optimizer step for all but gradual unfreezing), ``cfg.batch_size`` examples per optimizer
+  step split over ``grad_accum`` micro-batches and the DDP ranks, mixed precision on GPU;
+* evaluates ID val, ID test and every OOD split after each epoch and keeps the metrics of the epoch
+  with the best ID-val accuracy (early stopping);
+* checkpoints after every epoch (atomically) and resumes from ``run_dir/checkpoint.pt``;
+* stops with status ``"diverged"`` (not an exception) at the first non-finite training loss;
+* writes ``run_dir/result.json`` atomically (the record in the deepnet interface contract).
+
+Random streams are reseeded from (seed, epoch, rank) at the start of every epoch, so a run resumed
+at an epoch boundary replays exactly the data order, augmentations and dropout of an uninterrupted
+one, and no RNG state needs checkpointing.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from tqdm.auto import tqdm
+
+from deepnet import distributed
+from deepnet.config import RunConfig
+from deepnet.distributed import DistContext
+from deepnet.evaluate import SplitMetrics, evaluate
+from deepnet.methods import Method, ProbeData, get_method
+from deepnet.results import atomic_path, environment, git_commit, read_json, write_json
+
+CHECKPOINT = "checkpoint.pt"
+RESULT = "result.json"
+
+
+@dataclass
+class RunInputs:
+    """Everything a run needs besides its config: the model bundle and the dataset's splits.
+
+    ``probe_train`` returns the train split without augmentation (only called by methods that fit a
+    linear probe). ``metric`` is the dataset's OOD metric (``"acc"`` or ``"worst_group_acc"``).
+    """
+
+    bundle: Any  # deepnet.models.ModelBundle
+    splits: dict[str, Dataset]
+    ood_splits: list[str]
+    num_classes: int
+    epochs: int
+    metric: str
+    probe_train: Callable[[], Dataset]
+
+
+def build_inputs(cfg: RunConfig) -> RunInputs:
+    """Create the model and dataset splits named by ``cfg`` from the models and data registries."""
+    from deepnet.data import build_splits, dataset_info
+    from deepnet.models import create_model
+
+    info = dataset_info(cfg.dataset)
+    kw = {"img_size": cfg.image_size} if cfg.image_size else {}
+    try:
+        bundle = create_model(cfg.model, num_classes=info.num_classes, pretrained=cfg.pretrained, **kw)
+    except TypeError as err:
+        raise ValueError(f"model {cfg.model!r} does not accept image_size={cfg.image_size}: {err}") from err
+    preprocess = bundle.preprocess
+    if cfg.image_size:
+        preprocess = dataclasses.replace(preprocess, input_size=(cfg.image_size, cfg.image_size))
+    splits = build_splits(cfg.dataset, cfg.data_root, preprocess, train_augment=True)
+    return RunInputs(
+        bundle=bundle,
+        splits=splits,
+        ood_splits=list(info.ood_splits),
+        num_classes=info.num_classes,
+        epochs=info.epochs,
+        metric=info.metric,
+        probe_train=lambda: build_splits(cfg.dataset, cfg.data_root, preprocess, train_augment=False)["train"],
+    )
+
+
+def train(cfg: RunConfig, run_dir: str | Path, progress: bool = True, keep_checkpoint: bool = False,
+          inputs: RunInputs | None = None) -> dict[str, Any]:
+    """Run (or resume, or return the finished result of) one fine-tuning run in ``run_dir``.
+
+    If ``run_dir/result.json`` exists for the same config it is returned without training. The
+    checkpoint is deleted once the result is written unless ``keep_checkpoint`` (it holds the final
+    weights and optimizer state, which for a ViT-L is several GB per run). ``inputs`` overrides the
+    registries (tests use it for toy models). Under ``torchrun`` every rank calls this; rank 0 writes.
+    """
+    run_dir = Path(run_dir)
+    done = run_dir / RESULT
+    if done.exists():
+        record = read_json(done)
+        if record.get("config") == cfg.to_dict():
+            return record
+        raise ValueError(f"{done} holds a result for a different config; use another run dir")
+    use_cuda = _wants_cuda(cfg.device)
+    ctx = distributed.init_from_env(use_cuda)
+    try:
+        return _Run(cfg, run_dir, ctx, inputs or build_inputs(cfg), progress, keep_checkpoint).execute()
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _wants_cuda(device: str) -> bool:
+    if device == "auto":
+        return torch.cuda.is_available()
+    return torch.device(device).type == "cuda"
+
+
+def resolve_device(device: str, ctx: DistContext) -> torch.device:
+    """``"auto"`` -> this rank's GPU if there is one, else CPU."""
+    if device == "auto":
+        return torch.device("cuda", ctx.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", ctx.local_rank)
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 1_009 + rank) % 2**31
+
+
+def _seed_worker(worker_id: int) -> None:
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+class _Run:
+    """One run's state; split into steps so each is short enough to read."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, ctx: DistContext, inputs: RunInputs,
+                 progress: bool, keep_checkpoint: bool) -> None:
+        self.cfg, self.run_dir, self.ctx, self.inputs = cfg, run_dir, ctx, inputs
+        self.progress = progress and ctx.is_main
+        self.keep_checkpoint = keep_checkpoint
+        self.method: Method = get_method(cfg.method)
+        self.device = resolve_device(cfg.device, ctx)
+        self.epochs = cfg.epochs or inputs.epochs
+        per_step = cfg.grad_accum * ctx.world_size
+        if cfg.batch_size % per_step:
+            raise ValueError(
+                f"batch_size {cfg.batch_size} (examples per optimizer step) must be divisible by "
+                f"grad_accum x processes = {cfg.grad_accum} x {ctx.world_size}"
+            )
+        self.micro_batch = cfg.batch_size // per_step
+        missing = {"train", "id_val", "id_test", *inputs.ood_splits} - set(inputs.splits)
+        if missing:
+            raise ValueError(f"dataset splits missing {sorted(missing)}; got {sorted(inputs.splits)}")
+
+        seed_everything(cfg.seed)
+        bundle = inputs.bundle
+        self.layer_map = bundle.layer_map
+        self.model: nn.Module = bundle.model.to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.grad_checkpointing:
+            self._enable_grad_checkpointing()
+        self.method.apply_freezing(self.model, self.layer_map)
+        wd = self.method.weight_decay if cfg.weight_decay is None else cfg.weight_decay
+        self.optimizer = self.method.build_optimizer(self.model, self.layer_map, cfg.lr, wd)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+
+        self.sampler = DistributedSampler(inputs.splits["train"], num_replicas=ctx.world_size, rank=ctx.rank,
+                                          shuffle=True, seed=cfg.seed, drop_last=False)
+        self.train_loader = DataLoader(inputs.splits["train"], batch_size=self.micro_batch, sampler=self.sampler,
+                                       num_workers=cfg.num_workers, worker_init_fn=_seed_worker,
+                                       pin_memory=self.device.type == "cuda")
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.grad_accum)
+        self.total_steps = self.steps_per_epoch * self.epochs
+        if cfg.max_train_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_train_steps)
+
+        self.start_epoch, self.step = 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.stage_info: dict[str, Any] = {}
+        self.status = "ok"
+        self.elapsed = 0.0
+
+    # --- setup helpers ----------------------------------------------------------------------
+    def _enable_grad_checkpointing(self) -> None:
+        for module in (self.model, getattr(self.model, "backbone", None)):
+            if module is not None and hasattr(module, "set_grad_checkpointing"):
+                module.set_grad_checkpointing(True)
+                return
+        raise ValueError(f"model {self.cfg.model!r} does not support gradient checkpointing")
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        if not (self.cfg.amp and self.device.type == "cuda"):
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def _autocast(self) -> ContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # --- checkpoints ------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT
+
+    def _save_checkpoint(self, next_epoch: int) -> None:
+        if self.ctx.is_main:
+            state = {
+                "config": self.cfg.to_dict(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None,
+                "epoch": next_epoch,
+                "step": self.step,
+                "history": self.history,
+                "stage_info": self.stage_info,
+                "status": self.status,
+                "elapsed": self.elapsed,
+            }
+            with atomic_path(self.checkpoint_path) as tmp:
+                torch.save(state, tmp)
+        distributed.barrier(self.ctx)
+
+    def _load_checkpoint(self) -> bool:
+        if not self.checkpoint_path.exists():
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        if state["config"] != self.cfg.to_dict():
+            raise ValueError(f"{self.checkpoint_path} belongs to a different config; use another run dir")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch, self.step = state["epoch"], state["step"]
+        self.history, self.stage_info = state["history"], state["stage_info"]
+        self.status, self.elapsed = state["status"], state["elapsed"]
+        return True
+
+    # --- stages -----------------------------------------------------------------------------
+    def _probe_data(self) -> ProbeData:
+        train_x, train_y = self._features(self.inputs.probe_train())
+        val_x, val_y = self._features(self.inputs.splits["id_val"])
+        return ProbeData(train_x, train_y, val_x, val_y, self.inputs.num_classes)
+
+    @torch.no_grad()
+    def _features(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """Frozen backbone features of a whole split (every rank computes all, so heads agree)."""
+        loader = DataLoader(dataset, batch_size=self.micro_batch, shuffle=False, num_workers=self.cfg.num_workers)
+        self.model.eval()
+        feats, labels = [], []
+        for x, y, _ in tqdm(loader, desc="features", leave=False, disable=not self.progress):
+            with self._autocast():
+                feats.append(self.model.backbone(self._to_device(x)).float().cpu())
+            labels.append(y)
+        return torch.cat(feats).numpy(), torch.cat(labels).numpy()
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+
+    def _train_epoch(self, epoch: int, net: nn.Module) -> float | None:
+        """One epoch of optimizer steps; returns the mean training loss, or None if it diverged."""
+        cfg = self.cfg
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        batches = iter(self.train_loader)
+        n_micro = len(self.train_loader)
+        loss_fn = nn.CrossEntropyLoss()
+        loss_sum, n_steps = 0.0, 0
+        bar = tqdm(total=min(self.steps_per_epoch, self.total_steps - self.step), desc=f"epoch {epoch}",
+                   leave=False, disable=not self.progress)
+        for s in range(self.steps_per_epoch):
+            if self.step >= self.total_steps:
+                break
+            factor = self.method.lr_factor(self.step, self.total_steps, epoch, self.epochs)
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.lr * group["lr_mult"] * factor
+            count = min(cfg.grad_accum, n_micro - s * cfg.grad_accum)
+            step_loss = torch.zeros(2, dtype=torch.float64)  # [loss sum, non-finite flag]
+            for j in range(count):
+                x, y, _ = next(batches)
+                x, y = self._to_device(x), y.to(self.device, non_blocking=True)
+                sync = j == count - 1 or not self.ctx.enabled
+                with contextlib.nullcontext() if sync else net.no_sync():
+                    with self._autocast():
+                        loss = loss_fn(net(x).float(), y)
+                    if not torch.isfinite(loss):
+                        step_loss[1] = 1.0
+                    scaled = loss / count
+                    (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+                step_loss[0] += float(loss.detach()) / count
+            distributed.all_reduce(step_loss, self.ctx)
+            if step_loss[1] > 0:
+                self.optimizer.zero_grad(set_to_none=True)
+                bar.close()
+                return None
+            if self.scaler:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            n_steps += 1
+            loss_sum += float(step_loss[0]) / self.ctx.world_size
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / n_steps:.4f}")
+        bar.close()
+        return loss_sum / max(n_steps, 1)
+
+    def _evaluate_all(self) -> dict[str, Any]:
+        """ID val / ID test accuracy and each OOD split's dataset metric (plus plain OOD accuracy)."""
+        def run(name: str) -> SplitMetrics:
+            return evaluate(self.model, self.inputs.splits[name], self.device, self.micro_batch,
+                            self.cfg.num_workers, self.ctx, self._autocast(), self.cfg.channels_last)
+
+        id_val, id_test = run("id_val"), run("id_test")
+        ood = {name: run(name) for name in self.inputs.ood_splits}
+        metric = self.inputs.metric
+        ood_metric = {name: m.metric(metric) for name, m in ood.items()}
+        return {
+            "id_val": id_val.acc,
+            "id_test": id_test.acc,
+            "ood": ood_metric,
+            "ood_avg": float(np.mean(list(ood_metric.values()))) if ood_metric else None,
+            "worst_group": min(ood_metric.values()) if metric == "worst_group_acc" and ood_metric else None,
+            "ood_acc": {name: m.acc for name, m in ood.items()},
+        }
+
+    # --- the run ----------------------------------------------------------------------------
+    def execute(self) -> dict[str, Any]:
+        t0 = time.time()
+        resumed = self._load_checkpoint()
+        if not resumed and self.method.needs_probe_data:
+            self.stage_info = self.method.prepare(self.model, self._probe_data())
+        if not self.method.fine_tunes:
+            if not self.history:
+                self.history.append({"epoch": 0, "train_loss": None, "last_lr": None, "steps": 0, **self._evaluate_all()})
+            return self._finish(t0)
+        epochs = range(self.start_epoch, self.epochs)
+        bar = tqdm(epochs, desc=self.cfg.run_name(), disable=not self.progress)
+        for epoch in bar:
+            if self.status != "ok" or self.step >= self.total_steps:
+                break
+            seed_everything(_epoch_seed(self.cfg.seed, epoch, self.ctx.rank))
+            self.method.on_epoch_start(self.model, self.layer_map, epoch, self.epochs)
+            net = distributed.wrap(self.model, self.ctx, self.device)
+            t_epoch = time.time()
+            train_loss = self._train_epoch(epoch, net)
+            if train_loss is None:
+                self.status = "diverged"
+                break
+            last = self.optimizer.param_groups[0]
+            entry = {"epoch": epoch, "train_loss": train_loss, "last_lr": last["lr"] / last["lr_mult"],
+                     "steps": self.step, **self._evaluate_all(), "time_s": time.time() - t_epoch}
+            self.history.append(entry)
+            bar.set_postfix(id_val=f"{entry['id_val']:.3f}", ood=f"{entry['ood_avg']:.3f}")
+            self.elapsed += time.time() - t0
+            t0 = time.time()
+            self._save_checkpoint(epoch + 1)
+        bar.close()
+        return self._finish(t0)
+
+    def _finish(self, t0: float) -> dict[str, Any]:
+        self.elapsed += time.time() - t0
+        best = max(self.history, key=lambda h: h["id_val"], default=None)  # first maximum wins ties
+        keys = ("id_val", "id_test", "ood", "ood_avg", "worst_group")
+        record = {
+            "config": self.cfg.to_dict(),
+            "status": self.status,
+            "best_epoch": best["epoch"] if best else None,
+            "metrics": {k: best[k] for k in keys} if best else {k: None for k in keys},
+            "history": self.history,
+            "commit": git_commit(),
+            "env": {**environment(self.device), "world_size": self.ctx.world_size,
+                    "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None},
+            "time_s": self.elapsed,
+        }
+        if self.stage_info:
+            record["stage_info"] = self.stage_info
+        if self.ctx.is_main:
+            write_json(self.run_dir / RESULT, record)
+            if not self.keep_checkpoint and self.checkpoint_path.exists():
+                self.checkpoint_path.unlink()
+        distributed.barrier(self.ctx)
+        return record
