@@ -1,0 +1,162 @@
+"""Command line for sweeps: ``python -m deepnet sweep SPEC`` and ``python -m deepnet collect DIR``.
+
+The same commands run as ``python -m deepnet.sweep sweep ...`` / ``python -m deepnet.sweep collect ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from deepnet.sweep.spec import SpecError, load_spec, tomllib
+
+SWEEP_EPILOG = """\
+Each run gets a directory <root>/<config hash> (config.json, checkpoint.pt, result.json, done);
+finished records are appended to <root>/results.jsonl. Re-running the same command skips finished
+runs, resumes interrupted ones from their checkpoint and retries failed ones (error.txt).
+
+examples:
+  python -m deepnet sweep experiments/specs/smoke.toml --dry-run
+  python -m deepnet sweep experiments/specs/table1.toml --no-pretrained --max-train-steps 2
+  python -m deepnet sweep experiments/specs/table1.toml --launcher slurm \\
+      --slurm slurm_partition=gpu --slurm timeout_min=720 --no-wait
+  python -m deepnet collect out/sweeps/table1
+"""
+
+COLLECT_EPILOG = """\
+For each (model, dataset, method) and seed the LR with the best ID-val accuracy is chosen (never on
+OOD); accuracies are then averaged over seeds with a two-sided 90%% Student-t interval (shown as
+"mean ± half-width", in percent; the CSV holds fractions).
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``sweep`` and ``collect`` subcommands (each sets ``func``: call ``args.func(args)``)."""
+    sweep = subparsers.add_parser(
+        "sweep",
+        help="run a sweep spec (TOML): models x datasets x methods x LRs x seeds, resumable",
+        description="Run every run of a sweep spec that is not done yet.",
+        epilog=SWEEP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("spec", type=Path, help="sweep spec, e.g. experiments/specs/table1.toml")
+    sweep.add_argument("--root", type=Path, help="sweep directory (default: out/sweeps/<spec name>)")
+    sweep.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                       help="local: sequential on CPU, one job per GPU otherwise; slurm: submitit array")
+    sweep.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
+    sweep.add_argument("--max-runs", type=int, metavar="N", help="launch at most N of the pending runs")
+    overrides = sweep.add_argument_group("run overrides (change the config hash unless execution-only)")
+    overrides.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="set a RunConfig field for every run (TOML value syntax), repeatable")
+    overrides.add_argument("--no-pretrained", action="store_true", help="random weights (offline)")
+    overrides.add_argument("--data-root", help="dataset root directory")
+    overrides.add_argument("--epochs", type=int, help="epochs for every run (default: spec / paper)")
+    overrides.add_argument("--max-train-steps", type=int, help="cap optimizer steps (smoke runs)")
+    overrides.add_argument("--device", help="torch device, e.g. cpu or cuda (default: auto)")
+    launch = sweep.add_argument_group("launchers")
+    launch.add_argument("--gpus", help="local: comma-separated GPU ids to use (default: all visible)")
+    launch.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                        help="slurm: submitit AutoExecutor parameter over the spec's [slurm] table, "
+                             "e.g. slurm_partition=gpu, timeout_min=720, gpus_per_node=1")
+    launch.add_argument("--no-wait", action="store_true", help="slurm: return after submitting")
+    launch.add_argument("--cluster", choices=["slurm", "local", "debug"],
+                        help="slurm: submitit backend (default: Slurm when available)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sweep.set_defaults(func=cmd_sweep)
+
+    collect = subparsers.add_parser(
+        "collect",
+        help="tables from a sweep's results: best LR on ID val, mean and 90%% interval over seeds",
+        description="Collect result records (results.jsonl) into a table.",
+        epilog=COLLECT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    collect.add_argument("paths", nargs="+", type=Path, help="sweep directories or .jsonl files")
+    collect.add_argument("--selection", choices=["per_seed", "mean"], default="per_seed",
+                         help="per_seed: best LR per seed (default); mean: one LR per cell by mean ID val")
+    collect.add_argument("--format", choices=["markdown", "csv"],
+                         help="output format (default: from --out's suffix, else markdown)")
+    collect.add_argument("--out", type=Path, help="write the table here (atomically) instead of stdout")
+    collect.set_defaults(func=cmd_collect)
+
+
+def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    """``["a=1", "b=cpu"]`` -> ``{"a": 1, "b": "cpu"}``: values in TOML syntax, else plain strings."""
+    result = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"{what} expects KEY=VALUE, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        result[key.strip()] = value
+    return result
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from deepnet.sweep.launchers import plan, run_sweep
+
+    try:
+        spec = load_spec(args.spec)
+        overrides = parse_assignments(args.set, "--set")
+        for flag, field in (("data_root", "data_root"), ("epochs", "epochs"),
+                            ("max_train_steps", "max_train_steps"), ("device", "device")):
+            if getattr(args, flag) is not None:
+                overrides[field] = getattr(args, flag)
+        if args.no_pretrained:
+            overrides["pretrained"] = False
+        cfgs = spec.expand(overrides)
+        slurm = {**spec.slurm, **parse_assignments(args.slurm, "--slurm")}
+    except SpecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    root = args.root or Path("out") / "sweeps" / spec.name
+    if args.dry_run:
+        states = plan(cfgs, root)
+        for cfg, state in states:
+            print(f"{state:12s} {cfg.key()}  {cfg.run_name()}")
+        counts = {s: sum(state == s for _, state in states) for s in ("done", "interrupted", "failed", "new")}
+        print(f"{len(states)} runs under {root}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        return 0
+    options: dict[str, Any] = {}
+    if args.launcher == "local" and args.gpus:
+        options["gpus"] = [int(g) for g in args.gpus.split(",")]
+    if args.launcher == "slurm":
+        options.update(slurm, wait=not args.no_wait, cluster=args.cluster)
+    report = run_sweep(cfgs, root, launcher=args.launcher, max_runs=args.max_runs,
+                       progress=not args.no_progress, **options)
+    print(report.summary())
+    print(f"results: {root / 'results.jsonl'}  (tables: python -m deepnet collect {root})")
+    return 1 if report.failed else 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from deepnet.results import _write_bytes_atomic
+    from deepnet.sweep.collect import load_records, select_best, summarize, to_csv, to_markdown
+
+    try:
+        records = load_records(args.paths)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    rows = summarize(select_best(records, args.selection))
+    fmt = args.format or ("csv" if args.out and args.out.suffix == ".csv" else "markdown")
+    text = to_csv(rows) if fmt == "csv" else to_markdown(rows)
+    if args.out:
+        _write_bytes_atomic(args.out, text.encode())
+        print(f"{len(rows)} rows from {len(records)} runs -> {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deepnet.sweep", description="Sweeps of fine-tuning runs and their result tables."
+    )
+    add_parser(parser.add_subparsers(dest="command", required=True, metavar="{sweep,collect}"))
+    args = parser.parse_args(argv)
+    return args.func(args)

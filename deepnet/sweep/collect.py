@@ -1,0 +1,201 @@
+"""Turn a sweep's result records into the paper's tables: best LR on ID val, mean and 90% interval.
+
+Protocol (SGD paper, Appendix A and Table 5): for every cell — a (model, dataset, method) plus any
+other setting that differs between records, e.g. epochs — and every seed, the learning rate with
+the highest **ID validation** accuracy is chosen (ties: the smaller LR); OOD numbers never take
+part in the choice. The chosen runs' metrics (already early-stopped on ID val by the trainer) are
+then averaged over seeds.
+
+``selection="mean"`` is the other reading of the paper's Table 5 ("3 runs of each hyperparameter
+configuration"): one LR per cell, the one with the highest ID-val accuracy averaged over seeds.
+
+Interval: a two-sided 90% Student-t interval over seeds, reported as its half-width
+``t_{0.95, n-1} * s / sqrt(n)`` (``s`` the sample standard deviation, ddof=1); the paper's
+"83.2 (0.8)" is ``mean (half-width)``. With one seed there is no interval (None). A t-interval
+rather than a percentile one, since the paper uses 3 seeds and percentiles of 3 values say little.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any, Iterable
+
+from scipy import stats
+
+from deepnet.config import _EXECUTION_ONLY, RunConfig  # fields key() ignores: never a separate cell
+from deepnet.results import read_jsonl
+
+SELECTIONS = ("per_seed", "mean")
+_SCALAR_METRICS = ("id_val", "id_test")
+_TRAILING_METRICS = ("ood_avg", "worst_group")
+_ALWAYS_SHOWN = ("model", "dataset", "method")
+_NOT_A_SETTING = ("lr", "seed")
+
+
+@dataclass
+class Cell:
+    """The runs of one table cell (all LRs and seeds) and the ones chosen on ID val (one per seed)."""
+
+    setting: dict[str, Any]
+    runs: list[dict] = field(default_factory=list)
+    chosen: list[dict] = field(default_factory=list)
+
+
+def load_records(paths: str | Path | Iterable[str | Path]) -> list[dict]:
+    """Result records from JSON-lines files, or from every ``*.jsonl`` under a directory.
+
+    A config recorded more than once (a run finished twice, or its bookkeeping was redone after a
+    crash) keeps its last record.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(path.rglob("*.jsonl"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no results file or directory at {path}")
+    by_key: dict[str, dict] = {}
+    for file in files:
+        for record in read_jsonl(file):
+            by_key[RunConfig.from_dict(record["config"]).key()] = record
+    return list(by_key.values())
+
+
+def metric_values(record: dict) -> dict[str, float | None]:
+    """A record's metrics flattened: id_val, id_test, ``ood/<split>`` for each OOD split, ood_avg,
+    worst_group."""
+    metrics = record.get("metrics") or {}
+    flat = {name: metrics.get(name) for name in _SCALAR_METRICS}
+    for split, value in sorted((metrics.get("ood") or {}).items()):
+        flat[f"ood/{split}"] = value
+    flat.update({name: metrics.get(name) for name in _TRAILING_METRICS})
+    return flat
+
+
+def select_best(records: list[dict], selection: str = "per_seed") -> list[Cell]:
+    """Group records into cells and choose the best-on-ID-val LR (see the module docstring).
+
+    Runs without an ID-val accuracy (e.g. diverged before the first evaluation) cannot be chosen.
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; known: {', '.join(SELECTIONS)}")
+    cells: dict[str, Cell] = {}
+    for record in records:
+        config = RunConfig.from_dict(record["config"])
+        setting = {k: v for k, v in config.to_dict().items() if k not in _NOT_A_SETTING}
+        cell_key = RunConfig.from_dict({**setting, "lr": 1.0, "seed": 0}).key()
+        cells.setdefault(cell_key, Cell(setting=setting)).runs.append(record)
+    for cell in cells.values():
+        candidates = [r for r in cell.runs if _is_number(metric_values(r)["id_val"])]
+        if selection == "per_seed":
+            for seed in sorted({r["config"]["seed"] for r in candidates}):
+                cell.chosen.append(_best([r for r in candidates if r["config"]["seed"] == seed]))
+        elif candidates:
+            lrs = sorted({r["config"]["lr"] for r in candidates})
+            mean_val = {lr: mean(_id_val(r) for r in candidates if r["config"]["lr"] == lr) for lr in lrs}
+            best_lr = max(lrs, key=lambda lr: (mean_val[lr], -lr))
+            cell.chosen = sorted(
+                (r for r in candidates if r["config"]["lr"] == best_lr), key=lambda r: r["config"]["seed"]
+            )
+    return list(cells.values())
+
+
+def interval90(values: list[float]) -> tuple[float, float | None]:
+    """Mean and half-width of the two-sided 90% Student-t interval (None for a single value)."""
+    if not values:
+        raise ValueError("no values to average")
+    centre = mean(values)
+    if len(values) == 1:
+        return centre, None
+    half = stats.t.ppf(0.95, len(values) - 1) * stdev(values) / math.sqrt(len(values))
+    return centre, float(half)
+
+
+def summarize(cells: list[Cell]) -> list[dict[str, Any]]:
+    """One table row per cell: its setting, seeds, LRs, chosen LR(s), and mean / ci90 per metric.
+
+    A metric's mean is over the seeds whose chosen run reports it; ``n_seeds`` counts chosen runs.
+    """
+    varying = _varying_settings(cells)
+    rows = []
+    for cell in sorted(cells, key=lambda c: [str(c.setting[k]) for k in _ALWAYS_SHOWN + tuple(varying)]):
+        row: dict[str, Any] = {k: cell.setting[k] for k in _ALWAYS_SHOWN + tuple(varying)}
+        chosen_lrs = sorted({r["config"]["lr"] for r in cell.chosen})
+        row.update(
+            n_seeds=len(cell.chosen),
+            n_lrs=len({r["config"]["lr"] for r in cell.runs}),
+            n_diverged=sum(r.get("status") == "diverged" for r in cell.runs),
+            lr=" ".join(f"{lr:g}" for lr in chosen_lrs),
+        )
+        names: dict[str, None] = {}
+        for record in cell.chosen:
+            names.update(dict.fromkeys(metric_values(record)))
+        for name in names:
+            values = [v for r in cell.chosen if _is_number(v := metric_values(r).get(name))]
+            row[f"{name}_mean"], row[f"{name}_ci90"] = interval90(values) if values else (None, None)
+        rows.append(row)
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """The rows as CSV (accuracies as fractions in [0, 1]; empty cells where there is no value)."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    return out.getvalue()
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    """The rows as a markdown table, accuracies in percent as ``mean ± 90% half-width``."""
+    if not rows:
+        return "(no results)\n"
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    settings = [c for c in columns if not c.endswith(("_mean", "_ci90"))]
+    metrics = [c[: -len("_mean")] for c in columns if c.endswith("_mean")]
+    metrics = [m for m in metrics if any(row.get(f"{m}_mean") is not None for row in rows)]
+    lines = [
+        "| " + " | ".join(settings + metrics) + " |",
+        "|" + "---|" * (len(settings) + len(metrics)),
+    ]
+    for row in rows:
+        cells = [str(row.get(c, "")) for c in settings]
+        cells += [_percent(row.get(f"{m}_mean"), row.get(f"{m}_ci90")) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _best(records: list[dict]) -> dict:
+    return max(records, key=lambda r: (_id_val(r), -r["config"]["lr"]))
+
+
+def _id_val(record: dict) -> float:
+    return float(record["metrics"]["id_val"])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _varying_settings(cells: list[Cell]) -> list[str]:
+    """Settings besides model/dataset/method that differ between cells (shown as extra columns)."""
+    keys = [k for k in (cells[0].setting if cells else {}) if k not in _ALWAYS_SHOWN + _EXECUTION_ONLY]
+    return [k for k in keys if len({repr(c.setting[k]) for c in cells}) > 1]
+
+
+def _percent(centre: float | None, half: float | None) -> str:
+    if centre is None:
+        return ""
+    return f"{100 * centre:.1f}" + (f" ± {100 * half:.1f}" if half is not None else "")

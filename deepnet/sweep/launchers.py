@@ -1,0 +1,199 @@
+"""Where a sweep's runs execute: ``local`` (this machine) or ``slurm`` (a cluster, via submitit).
+
+- ``local`` on a CPU or a single GPU runs the pending runs one after another in this process
+  (a progress bar over runs; the trainer shows its own bar per run). With several visible GPUs it
+  starts one ``submitit.LocalExecutor`` job per GPU, pinned by ``CUDA_VISIBLE_DEVICES``, each job
+  working through a round-robin share of the runs; the bar follows the ``done`` markers.
+- ``slurm`` submits one Slurm array task per run with ``submitit.AutoExecutor`` (parameters from
+  the spec's ``[slurm]`` table and ``--slurm KEY=VALUE``; defaults in :data:`SLURM_DEFAULTS`).
+  Each task is ``Checkpointable``: on timeout or preemption submitit requeues it and the trainer
+  resumes from the run's checkpoint. ``cluster="local"`` / ``"debug"`` runs the same code path
+  without Slurm (what the tests use).
+
+A launcher never schedules a run twice within one launch; two launches on the same root at the
+same time are not coordinated (a run may then train twice; collect keeps one record per config).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import submitit
+from tqdm.auto import tqdm
+
+from deepnet.config import RunConfig
+from deepnet.registry import Registry
+from deepnet.sweep.runner import TrainFn, RunOutcome, run_many, run_one, run_state
+
+Launcher = Callable[..., list[RunOutcome]]
+LAUNCHERS: Registry[Launcher] = Registry("launcher")
+
+SLURM_DEFAULTS: dict[str, Any] = {
+    "timeout_min": 24 * 60,
+    "gpus_per_node": 1,
+    "cpus_per_task": 8,
+    "slurm_array_parallelism": 64,
+}
+POLL_S = 5.0
+
+
+@dataclass
+class SweepReport:
+    """One launch of a sweep: how many runs the spec has, which were already done, what ran now."""
+
+    total: int
+    done_before: int
+    outcomes: list[RunOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def summary(self) -> str:
+        parts = [f"{self.total} runs: {self.done_before} done before this launch"]
+        for status in ("ok", "diverged", "failed", "submitted"):
+            if self.count(status):
+                parts.append(f"{self.count(status)} {status}")
+        lines = [", ".join(parts)]
+        lines += [f"  failed: {o.name}: {o.error} (traceback in {o.run_dir}/error.txt)" for o in self.failed]
+        return "\n".join(lines)
+
+
+def plan(cfgs: list[RunConfig], root: str | Path) -> list[tuple[RunConfig, str]]:
+    """Each distinct config with its state under ``root`` (see :func:`~deepnet.sweep.runner.run_state`)."""
+    unique = {cfg.key(): cfg for cfg in cfgs}
+    return [(cfg, run_state(root, cfg)) for cfg in unique.values()]
+
+
+def run_sweep(
+    cfgs: list[RunConfig],
+    root: str | Path,
+    launcher: str = "local",
+    train_fn: TrainFn | None = None,
+    max_runs: int | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> SweepReport:
+    """Launch every config of the sweep that is not done yet (at most ``max_runs`` of them).
+
+    ``options`` go to the launcher (``local``: ``gpus``; ``slurm``: ``wait``, ``cluster`` and
+    submitit parameters). Interrupted runs resume; runs done before are skipped.
+    """
+    launch = LAUNCHERS.get(launcher)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    states = plan(cfgs, root)
+    pending = [cfg for cfg, state in states if state != "done"]
+    if max_runs is not None:
+        pending = pending[:max_runs]
+    report = SweepReport(total=len(states), done_before=len(states) - sum(s != "done" for _, s in states))
+    if pending:
+        report.outcomes = launch(pending, root, train_fn=train_fn, progress=progress, **options)
+    return report
+
+
+@LAUNCHERS.register("local")
+def launch_local(
+    cfgs: list[RunConfig],
+    root: Path,
+    train_fn: TrainFn | None = None,
+    progress: bool = True,
+    gpus: list[int] | None = None,
+) -> list[RunOutcome]:
+    """Sequential on CPU / one GPU; one pinned ``LocalExecutor`` job per GPU when ``gpus`` has several.
+
+    ``gpus`` defaults to the visible CUDA devices (``CUDA_VISIBLE_DEVICES`` ids when set).
+    """
+    gpus = visible_gpus() if gpus is None else list(gpus)
+    if len(gpus) <= 1 or len(cfgs) == 1:
+        outcomes = []
+        bar = tqdm(cfgs, desc="sweep", unit="run", disable=not progress)
+        for cfg in bar:
+            bar.set_postfix_str(cfg.run_name(), refresh=True)
+            outcomes.append(run_one(cfg, root, train_fn, progress=progress))
+        return outcomes
+    jobs = []
+    for index, gpu in enumerate(gpus):
+        share = cfgs[index :: len(gpus)]
+        if not share:
+            continue
+        executor = submitit.LocalExecutor(folder=root / "submitit" / f"gpu{gpu}")
+        executor.update_parameters(gpus_per_node=1, visible_gpus=(gpu,), timeout_min=SLURM_DEFAULTS["timeout_min"])
+        jobs.append(executor.submit(run_many, [c.to_dict() for c in share], str(root), train_fn))
+    _follow(jobs, cfgs, root, progress)
+    return [outcome for job in jobs for outcome in job.result()]
+
+
+def visible_gpus() -> list[int]:
+    """Physical ids of the CUDA devices this process may use."""
+    import torch
+
+    count = torch.cuda.device_count()
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env:
+        ids = [int(x) for x in env.split(",") if x.strip()]
+        return ids[:count]
+    return list(range(count))
+
+
+def _follow(jobs: list[submitit.Job], cfgs: list[RunConfig], root: Path, progress: bool) -> None:
+    """Wait for local jobs, advancing a bar as runs get their ``done`` marker."""
+    with tqdm(total=len(cfgs), desc="sweep", unit="run", disable=not progress) as bar:
+        while True:
+            finished = all(job.done() for job in jobs)
+            bar.update(sum(run_state(root, c) == "done" for c in cfgs) - bar.n)
+            if finished:
+                return
+            time.sleep(POLL_S)
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """One sweep run as a submitit job; requeued (and resumed from its checkpoint) on timeout."""
+
+    def __init__(self, root: str, train_fn: TrainFn | None = None) -> None:
+        self.root = root
+        self.train_fn = train_fn
+
+    def __call__(self, cfg: dict) -> RunOutcome:
+        return run_one(RunConfig.from_dict(cfg), self.root, self.train_fn, progress=False)
+
+
+@LAUNCHERS.register("slurm")
+def launch_slurm(
+    cfgs: list[RunConfig],
+    root: Path,
+    train_fn: TrainFn | None = None,
+    progress: bool = True,
+    wait: bool = True,
+    cluster: str | None = None,
+    **params: Any,
+) -> list[RunOutcome]:
+    """Submit one array task per run; with ``wait`` follow them to the end, else return at once.
+
+    ``params`` are submitit ``AutoExecutor`` parameters (``timeout_min``, ``gpus_per_node``,
+    ``slurm_partition``, ``slurm_array_parallelism``, ...) over :data:`SLURM_DEFAULTS`.
+    ``cluster`` picks the submitit backend: None = Slurm when available, ``"local"``, ``"debug"``.
+    """
+    executor = submitit.AutoExecutor(folder=root / "submitit", cluster=cluster)
+    executor.update_parameters(**{**SLURM_DEFAULTS, "name": f"sweep-{root.name}", **params})
+    jobs = executor.map_array(RunJob(str(root), train_fn), [c.to_dict() for c in cfgs])
+    print(f"submitted {len(jobs)} jobs ({jobs[0].job_id.split('_')[0]}...); logs in {root / 'submitit'}")
+    if not wait:
+        return [
+            RunOutcome(c.run_name(), c.key(), "submitted", str(root / c.key())) for c in cfgs
+        ]
+    by_job = {id(job): cfg for job, cfg in zip(jobs, cfgs)}
+    outcomes = []
+    for job in tqdm(submitit.helpers.as_completed(jobs, poll_frequency=POLL_S), total=len(jobs), desc="sweep", unit="run", disable=not progress):
+        try:
+            outcomes.append(job.result())
+        except Exception as err:  # the job itself died (killed, out of memory, node failure)
+            cfg = by_job[id(job)]
+            outcomes.append(RunOutcome(cfg.run_name(), cfg.key(), "failed", str(root / cfg.key()), str(err)))
+    return outcomes

@@ -1,0 +1,105 @@
+"""Run directories that make a sweep resumable (the DomainBed layout).
+
+Each run lives in ``<root>/<RunConfig.key()>/``: ``config.json`` (what it runs), the trainer's own
+``checkpoint.pt`` and ``result.json``, and a ``done`` marker. Finishing a run is three steps, in
+this order: the trainer writes ``result.json`` atomically; the runner appends that record to
+``<root>/results.jsonl``; the runner creates ``done``. Hence re-launching a sweep
+
+- skips runs with ``done``;
+- resumes interrupted runs (no ``result.json`` yet: the trainer picks up its ``checkpoint.pt``);
+- only finishes the bookkeeping of runs that stopped between ``result.json`` and ``done`` (the
+  record may then be appended twice; :mod:`deepnet.sweep.collect` keeps the last copy per config).
+
+A run whose loss diverged is a finished run (``status: "diverged"`` in its record). A run whose
+trainer raised an exception is recorded in ``error.txt`` and left unfinished, so the next launch
+retries it; the sweep goes on with the other runs either way.
+"""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from deepnet.config import RunConfig
+from deepnet.results import append_jsonl, read_json, write_json
+
+CONFIG_FILE = "config.json"
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.txt"
+DONE_FILE = "done"
+CHECKPOINT_FILE = "checkpoint.pt"
+RESULTS_FILE = "results.jsonl"
+
+TrainFn = Callable[..., dict]  # train(cfg: RunConfig, run_dir: Path, progress: bool) -> record
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one run in this launch: ok / diverged (trained), skipped (done before), failed."""
+
+    name: str
+    key: str
+    status: str
+    run_dir: str
+    error: str | None = None
+
+
+def run_dir_of(root: str | Path, cfg: RunConfig) -> Path:
+    """The run's directory under the sweep root, named by the config hash."""
+    return Path(root) / cfg.key()
+
+
+def run_state(root: str | Path, cfg: RunConfig) -> str:
+    """``done``, ``interrupted`` (a checkpoint or result exists, not done), ``failed`` (last try
+    raised) or ``new``."""
+    run_dir = run_dir_of(root, cfg)
+    if (run_dir / DONE_FILE).exists():
+        return "done"
+    if (run_dir / ERROR_FILE).exists():
+        return "failed"
+    if (run_dir / CHECKPOINT_FILE).exists() or (run_dir / RESULT_FILE).exists():
+        return "interrupted"
+    return "new"
+
+
+def default_train_fn() -> TrainFn:
+    """The real trainer, imported only when a run needs it."""
+    from deepnet.train import train
+
+    return train
+
+
+def run_one(
+    cfg: RunConfig, root: str | Path, train_fn: TrainFn | None = None, progress: bool = False
+) -> RunOutcome:
+    """Run (or resume, or skip) one config under ``root``; never raises for a failing trainer."""
+    run_dir = run_dir_of(root, cfg)
+    outcome = RunOutcome(name=cfg.run_name(), key=cfg.key(), status="skipped", run_dir=str(run_dir))
+    if (run_dir / DONE_FILE).exists():
+        return outcome
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+    if not (run_dir / RESULT_FILE).exists():
+        train = train_fn or default_train_fn()
+        try:
+            train(cfg, run_dir, progress=progress)
+            if not (run_dir / RESULT_FILE).exists():
+                raise RuntimeError(f"the trainer returned without writing {run_dir / RESULT_FILE}")
+        except Exception as err:  # the sweep goes on; the error stays next to the run
+            (run_dir / ERROR_FILE).write_text(traceback.format_exc())
+            outcome.status, outcome.error = "failed", f"{type(err).__name__}: {err}"
+            return outcome
+    record: dict[str, Any] = read_json(run_dir / RESULT_FILE)
+    append_jsonl(Path(root) / RESULTS_FILE, record)
+    (run_dir / DONE_FILE).touch()
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    outcome.status = record.get("status", "ok")
+    return outcome
+
+
+def run_many(
+    cfgs: list[dict], root: str, train_fn: TrainFn | None = None, progress: bool = False
+) -> list[RunOutcome]:
+    """Run configs (as dicts, so the call pickles plainly for submitit) one after another."""
+    return [run_one(RunConfig.from_dict(c), root, train_fn, progress) for c in cfgs]
