@@ -42,6 +42,11 @@ def _log_ratio(results: list[SeedResult], a: str, b: str) -> np.ndarray:
     return np.array([np.log(r.selected[a].ood_loss / r.selected[b].ood_loss) for r in results])
 
 
+def _sem(a: np.ndarray) -> float:
+    """Standard error of the mean over problems (0 for one problem)."""
+    return float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else 0.0
+
+
 def _ood_means(results: list[SeedResult]) -> dict[str, float]:
     return {m: float(np.mean([r.selected[m].ood_loss for r in results])) for m in results[0].selected}
 
@@ -94,7 +99,9 @@ def check_c10(instances: int, seed: int) -> ClaimResult:
     has_gap = bool(gap.mean() > LOG_TOL)
     numbers = {
         "mean_log_ood_sgd_over_adamw": float(gap.mean()),
+        "sem_log_ood_sgd_over_adamw": _sem(gap),
         "mean_log_ood_sgdfe_over_adamw": float(closed.mean()),
+        "sem_log_ood_sgdfe_over_adamw": _sem(closed),
         "mean_log_ood_sgdfe_nomom_over_adamw": float(nomom.mean()),
         "embed_move_sgd": float(np.mean([r.selected["sgd"].embed_move for r in res])),
         "embed_move_adamw": float(np.mean([r.selected["adamw"].embed_move for r in res])),
@@ -104,8 +111,8 @@ def check_c10(instances: int, seed: int) -> ClaimResult:
     detail = (
         f"AdamW-pretrained: OOD sgd {numbers['ood_sgd']:.3f}, adamw {numbers['ood_adamw']:.3f}, "
         f"sgd_fe {numbers['ood_sgd_fe']:.3f}, sgd_fe_nomom {numbers['ood_sgd_fe_nomom']:.3f}; "
-        f"gap log(sgd/adamw) {gap.mean():+.3f} ({'present' if has_gap else 'ABSENT: SGD is not worse than AdamW here'}); "
-        f"log(sgd_fe/adamw) {closed.mean():+.3f}, matches/beats AdamW on {k - violations}/{k} problems; {_scope(k)}"
+        f"gap log(sgd/adamw) {gap.mean():+.3f} +- {_sem(gap):.3f} sem ({'present' if has_gap else 'ABSENT: SGD is not worse than AdamW here'}); "
+        f"log(sgd_fe/adamw) {closed.mean():+.3f} +- {_sem(closed):.3f}, matches/beats AdamW on {k - violations}/{k} problems; {_scope(k)}"
     )
     return ClaimResult("C10", verdict, numbers, detail, instances=k, violations=violations,
                        worst_margin=float(min(gap.mean() - LOG_TOL, LOG_TOL - closed.mean())))
@@ -123,10 +130,11 @@ def check_c11(instances: int, seed: int) -> ClaimResult:
     sgd_gain = _log_ratio(res, "sgd", "sgd_fe")
     violations = int(np.sum(gain > LOG_TOL))
     means = _ood_means(res)
-    numbers = {"mean_log_gain_adamw_from_fe": float(gain.mean()), "mean_log_gain_sgd_from_fe": float(sgd_gain.mean()),
+    numbers = {"mean_log_gain_adamw_from_fe": float(gain.mean()), "sem_log_gain_adamw_from_fe": _sem(gain),
+               "mean_log_gain_sgd_from_fe": float(sgd_gain.mean()),
                "ood_adamw": means["adamw"], "ood_adamw_fe": means["adamw_fe"]}
     detail = (f"AdamW-pretrained: OOD adamw {means['adamw']:.3f} vs adamw_fe {means['adamw_fe']:.3f} "
-              f"(log gain from freezing {gain.mean():+.3f}; SGD's {sgd_gain.mean():+.3f}); {_scope(k)}")
+              f"(log gain from freezing {gain.mean():+.3f} +- {_sem(gain):.3f} sem; SGD's {sgd_gain.mean():+.3f}); {_scope(k)}")
     return ClaimResult("C11", "pass" if gain.mean() <= LOG_TOL else "fail", numbers, detail, instances=k,
                        violations=violations, worst_margin=float(LOG_TOL - gain.mean()))
 
@@ -144,11 +152,13 @@ def check_c12(instances: int, seed: int) -> ClaimResult:
     margin = min(g["adamw"].mean() - LOG_TOL, g["adamw"].mean() - g["sgd"].mean() - LOG_TOL)
     numbers = {
         "gap_after_adamw_pre": float(g["adamw"].mean()),
+        "sem_gap_after_adamw_pre": _sem(g["adamw"]),
         "gap_after_sgd_pre": float(g["sgd"].mean()),
+        "sem_gap_after_sgd_pre": _sem(g["sgd"]),
         **{f"ood_{pre}_pre_{m}": v for pre in ("sgd", "adamw") for m, v in _ood_means(table[pre]).items()
            if m in ("sgd", "adamw", "sgd_fe")},
     }
-    detail = (f"log(OOD sgd/adamw): after AdamW pretraining {g['adamw'].mean():+.3f}, after SGD pretraining "
-              f"{g['sgd'].mean():+.3f}; {_scope(k)}")
+    detail = (f"log(OOD sgd/adamw): after AdamW pretraining {g['adamw'].mean():+.3f} +- {_sem(g['adamw']):.3f}, "
+              f"after SGD pretraining {g['sgd'].mean():+.3f} +- {_sem(g['sgd']):.3f} (sem); {_scope(k)}")
     return ClaimResult("C12", "pass" if margin > 0 else "fail", numbers, detail, instances=k,
                        violations=int(margin <= 0), worst_margin=float(margin))

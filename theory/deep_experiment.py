@@ -272,7 +272,8 @@ def run_table(
 
 
 def summarize(table: dict[str, list[SeedResult]]) -> dict[str, Any]:
-    """Mean and std over seeds of OOD / ID loss per (pretrainer, method), and the embedding-gradient ratios."""
+    """Mean, std and standard error over seeds of OOD / ID loss per (pretrainer, method), the paired
+    log(OOD / OOD_adamw) when AdamW fine-tuning was run, and the embedding-gradient ratios."""
     out: dict[str, Any] = {}
     for pre, results in table.items():
         methods = results[0].selected.keys()
@@ -282,14 +283,18 @@ def summarize(table: dict[str, list[SeedResult]]) -> dict[str, Any]:
             "pre_fit": _ms([r.pre_fit for r in results]),
             **{m: {"ood": _ms([r.selected[m].ood_loss for r in results]),
                    "id": _ms([r.selected[m].id_loss for r in results]),
-                   "embed_move": _ms([r.selected[m].embed_move for r in results])} for m in methods},
+                   "embed_move": _ms([r.selected[m].embed_move for r in results]),
+                   **({"log_ood_vs_adamw": _ms([np.log(r.selected[m].ood_loss / r.selected["adamw"].ood_loss)
+                                                for r in results])} if "adamw" in methods else {})}
+               for m in methods},
         }
     return out
 
 
 def _ms(values: list[float]) -> dict[str, float]:
     a = np.asarray(values, dtype=float)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0}
+    std = float(a.std(ddof=1)) if a.size > 1 else 0.0
+    return {"mean": float(a.mean()), "std": std, "sem": std / np.sqrt(a.size)}
 
 
 def config_with(**overrides: Any) -> DeepConfig:
@@ -340,11 +345,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\npretrained with {pre}: relative pretraining fit {s['pre_fit']['mean']:.1e}; G_embed/max G_mid "
               f"raw {s['embed_ratio_raw']['mean']:.2f} +- {s['embed_ratio_raw']['std']:.2f}, "
               f"per-param-norm {s['embed_ratio_per_param_norm']['mean']:.2f} +- {s['embed_ratio_per_param_norm']['std']:.2f}")
-        print(f"  {'method':<13} {'OOD loss':>17} {'ID loss':>19} {'||dE||/||E0||':>13}  selected lrs")
+        print(f"  {'method':<13} {'OOD loss (+- std)':>19} {'log(OOD/adamw) +- sem':>22} {'ID loss':>9} "
+              f"{'||dE||/||E0||':>13}  selected lrs")
         for m in args.methods:
             lrs = [r.selected[m].lr for r in table[pre]]
-            print(f"  {m:<13} {s[m]['ood']['mean']:8.4f} +- {s[m]['ood']['std']:.4f} {s[m]['id']['mean']:9.2e} +- "
-                  f"{s[m]['id']['std']:.1e} {s[m]['embed_move']['mean']:13.3f}  {lrs}")
+            rel = s[m].get("log_ood_vs_adamw")
+            rel_text = f"{rel['mean']:+.3f} +- {rel['sem']:.3f}" if rel else "-"
+            print(f"  {m:<13} {s[m]['ood']['mean']:8.4f} +- {s[m]['ood']['std']:.4f} {rel_text:>22} "
+                  f"{s[m]['id']['mean']:9.2e} {s[m]['embed_move']['mean']:13.3f}  {lrs}")
 
 
 if __name__ == "__main__":
