@@ -182,6 +182,7 @@ class Selected:
     id_loss: float
     ood_loss: float
     embed_move: float  # ||E - E0||_F / ||E0||_F of the selected run's final layers
+    embed_move_perp: float  # ||(E - E0) P_perp||_F / ||E0||_F: movement on S_perp (0 for SGD, by the invariant)
     diverged_lrs: int
 
 
@@ -203,7 +204,7 @@ def finetune(cfg: DeepConfig, problem: Problem, pretrained: Layers, method: str,
     if m.optimizer is None:
         W = end_to_end(start)
         return Selected(None, 0, _val_loss(W, problem.X_val, problem.Y_val), mse_of_map(W, problem.w_star, id_cov),
-                        mse_of_map(W, problem.w_star, eye), 0.0, 0)
+                        mse_of_map(W, problem.w_star, eye), 0.0, 0.0, 0)
     frozen = [True] + [False] * (len(start) - 1) if m.freeze_embed else None
     best: Selected | None = None
     diverged = 0
@@ -216,8 +217,11 @@ def finetune(cfg: DeepConfig, problem: Problem, pretrained: Layers, method: str,
         epoch = int(np.argmin(vals))
         if best is None or vals[epoch] < best.val_loss:
             W = res.maps[epoch]
-            move = float(np.linalg.norm(res.layers[0] - start[0]) / np.linalg.norm(start[0]))
-            best = Selected(lr, epoch, vals[epoch], mse_of_map(W, problem.w_star, id_cov), mse_of_map(W, problem.w_star, eye), move, 0)
+            dE, norm0 = res.layers[0] - start[0], np.linalg.norm(start[0])
+            move = float(np.linalg.norm(dE) / norm0)
+            move_perp = float(np.linalg.norm(dE @ (eye - id_cov)) / norm0)
+            best = Selected(lr, epoch, vals[epoch], mse_of_map(W, problem.w_star, id_cov),
+                            mse_of_map(W, problem.w_star, eye), move, move_perp, 0)
     if best is None:
         raise RuntimeError(f"{method}: every learning rate in {m.lrs} diverged")
     best.diverged_lrs = diverged
@@ -284,6 +288,7 @@ def summarize(table: dict[str, list[SeedResult]]) -> dict[str, Any]:
             **{m: {"ood": _ms([r.selected[m].ood_loss for r in results]),
                    "id": _ms([r.selected[m].id_loss for r in results]),
                    "embed_move": _ms([r.selected[m].embed_move for r in results]),
+                   "embed_move_perp": _ms([r.selected[m].embed_move_perp for r in results]),
                    **({"log_ood_vs_adamw": _ms([np.log(r.selected[m].ood_loss / r.selected["adamw"].ood_loss)
                                                 for r in results])} if "adamw" in methods else {})}
                for m in methods},
@@ -346,13 +351,13 @@ def main(argv: list[str] | None = None) -> None:
               f"raw {s['embed_ratio_raw']['mean']:.2f} +- {s['embed_ratio_raw']['std']:.2f}, "
               f"per-param-norm {s['embed_ratio_per_param_norm']['mean']:.2f} +- {s['embed_ratio_per_param_norm']['std']:.2f}")
         print(f"  {'method':<13} {'OOD loss (+- std)':>19} {'log(OOD/adamw) +- sem':>22} {'ID loss':>9} "
-              f"{'||dE||/||E0||':>13}  selected lrs")
+              f"{'|dE|/|E0|':>9} {'on S_perp':>9}  selected lrs")
         for m in args.methods:
             lrs = [r.selected[m].lr for r in table[pre]]
             rel = s[m].get("log_ood_vs_adamw")
             rel_text = f"{rel['mean']:+.3f} +- {rel['sem']:.3f}" if rel else "-"
             print(f"  {m:<13} {s[m]['ood']['mean']:8.4f} +- {s[m]['ood']['std']:.4f} {rel_text:>22} "
-                  f"{s[m]['id']['mean']:9.2e} {s[m]['embed_move']['mean']:13.3f}  {lrs}")
+                  f"{s[m]['id']['mean']:9.2e} {s[m]['embed_move']['mean']:9.3f} {s[m]['embed_move_perp']['mean']:9.3f}  {lrs}")
 
 
 if __name__ == "__main__":
