@@ -47,12 +47,12 @@ OPTIMIZER_DEFAULTS = {"sgd": (0.05, 5e-4), "adamw": (1e-3, 0.05)}
 class PretrainConfig:
     arch: str
     optimizer: str
-    train_images: int = 12000
-    epochs: int = 4
+    train_images: int = 6000
+    epochs: int = 3
     batch_size: int = 128
     lr: float | None = None            # None -> OPTIMIZER_DEFAULTS
     weight_decay: float | None = None  # None -> OPTIMIZER_DEFAULTS
-    warmup_steps: int = 100
+    warmup_steps: int = 20
     grad_clip: float = 1.0
     seed: int = 0
     data_root: str | None = None
@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", required=True, choices=sorted(ARCHS))
     p.add_argument("--optimizer", required=True, choices=sorted(OPTIMIZER_DEFAULTS))
-    p.add_argument("--train-images", type=int, default=12000, help="class-balanced subset of the 60k (default 12000)")
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--train-images", type=int, default=6000, help="class-balanced subset of the 60k (default 6000)")
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=None, help="default: sgd 0.05, adamw 1e-3")
     p.add_argument("--weight-decay", type=float, default=None, help="default: sgd 5e-4, adamw 0.05")
