@@ -2,7 +2,9 @@
 
 Importing this package registers every dataset in :data:`DATASETS`; use :func:`build_splits`.
 """
-from . import cifar, domainnet, living17, waterbirds, wilds  # noqa: F401  (registers)
+from . import (  # noqa: F401  (importing registers each dataset)
+    cifar, digits, domainnet, fmnist_subpop, living17, spurious_fmnist, waterbirds, wilds,
+)
 from .fixtures import make_fixture
 from .registry import (
     DATASETS,

@@ -22,7 +22,6 @@ CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 STL_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
 #: STL-10 class index (0-based) -> CIFAR-10 class index; monkey (7) has no CIFAR class.
 STL_TO_CIFAR = {0: 0, 1: 2, 2: 1, 3: 3, 4: 4, 5: 5, 6: 7, 8: 8, 9: 9}
-VAL_FRACTION, VAL_SEED = 0.1, 0
 STL_SIZE = 96
 
 LAYOUT = """\
@@ -85,7 +84,7 @@ def _load_arrays(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def build(root: Path, spec: ImageSpec, train_augment: bool) -> dict:
     arrays = _load_arrays(root.resolve())
     (x_tr, y_tr), (x_te, y_te) = arrays["train"], arrays["test"]
-    keep, held = holdout(len(x_tr), VAL_FRACTION, VAL_SEED)
+    keep, held = holdout(len(x_tr))
     train_tf, eval_tf = resize_flip_transform(spec, train_augment), resize_flip_transform(spec, False)
 
     def ds(x: np.ndarray, y: np.ndarray, transform) -> ImageArray:

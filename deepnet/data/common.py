@@ -104,15 +104,26 @@ def check_first_file(files: Sequence[Path], split: str, info: DatasetInfo) -> No
         raise info.error(f"missing image file {files[0]} (first file of split {split!r})")
 
 
-def holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``range(n)`` into (kept, held-out) sorted index arrays; deterministic in ``seed``.
+def partition(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Split ``range(n)`` at random into parts of the given fractions (summing to 1).
 
-    Used where a benchmark ships no ID validation split: the held-out part becomes ``id_val``.
+    Deterministic in ``seed``; each part is a sorted index array with at least one element.
     """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    n_held = max(1, round(n * fraction))
-    if n_held >= n:
-        raise ValueError(f"cannot hold out {n_held} of {n} examples")
+    if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) <= 0:
+        raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")
+    sizes = [max(1, round(n * f)) for f in fractions[1:]]
+    if sum(sizes) >= n:
+        raise ValueError(f"cannot split {n} examples into fractions {fractions}")
     perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[n_held:]), np.sort(perm[:n_held])
+    cuts = np.cumsum([n - sum(sizes)] + sizes[:-1])
+    return [np.sort(part) for part in np.split(perm, cuts)]
+
+
+#: where a benchmark ships no ID validation split, this fraction of its training data is held out
+ID_VAL_FRACTION, ID_VAL_SEED = 0.1, 0
+
+
+def holdout(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) indices: the fixed ``ID_VAL_FRACTION`` hold-out that becomes ``id_val``."""
+    kept, held = partition(n, (1 - ID_VAL_FRACTION, ID_VAL_FRACTION), ID_VAL_SEED)
+    return kept, held

@@ -16,7 +16,6 @@ from .transforms import ImageSpec, domainnet_transform
 
 NUM_CLASSES = 40
 ID_DOMAIN, OOD_DOMAIN = "sketch", "real"
-VAL_FRACTION, VAL_SEED = 0.1, 0
 
 LAYOUT = """\
 ROOT/{domain}_{train,test}_mini.txt  SENTRY lists, one "relative/path.jpg label" per line, labels 0-39
@@ -50,7 +49,7 @@ def read_list(root: Path, domain: str, split: str) -> tuple[list[Path], np.ndarr
 @register_dataset(INFO)
 def build(root: Path, spec: ImageSpec, train_augment: bool) -> dict:
     train_files, train_labels = read_list(root, ID_DOMAIN, "train")
-    keep, held = holdout(len(train_files), VAL_FRACTION, VAL_SEED)
+    keep, held = holdout(len(train_files))
     parts = {
         "train": ([train_files[i] for i in keep], train_labels[keep]),
         "id_val": ([train_files[i] for i in held], train_labels[held]),

@@ -29,7 +29,6 @@ ROOT_WNID, LIVING_THING = "n00001740", "n00004258"
 LEVEL, N_SUBCLASSES, SPLIT_SEED, MAX_DEPTH = 5, 4, 2, 20
 HIERARCHY_FILES = ("dataset_class_info.json", "class_hierarchy.txt", "node_names.txt")
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
-VAL_FRACTION, VAL_SEED = 0.1, 0
 
 LAYOUT = """\
 ROOT/train/<wnid>/*.JPEG          ImageNet train, one folder per class (standard ImageFolder layout)
@@ -186,7 +185,7 @@ def build(root: Path, spec: ImageSpec, train_augment: bool) -> dict:
     if len(task.superclasses) != INFO.num_classes:
         raise INFO.error(f"the hierarchy gives {len(task.superclasses)} superclasses, Living-17 has 17")
     files, labels, groups = _collect(root / "train", task.id_subclasses, task.class_number)
-    keep, held = holdout(len(files), VAL_FRACTION, VAL_SEED)
+    keep, held = holdout(len(files))
     parts = {
         "train": ([files[i] for i in keep], labels[keep], groups[keep]),
         "id_val": ([files[i] for i in held], labels[held], groups[held]),
