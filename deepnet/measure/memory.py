@@ -135,7 +135,7 @@ def measure_training_step(
     """
     device = next(model.parameters()).device
     if inputs.device != device or targets.device != device:
-        raise ValueError(f"inputs on {inputs.device}, targets on {targets.device}, model on {device}")
+        raise ValueError(f"inputs and targets must be on the model's device {device}; got {inputs.device} and {targets.device}")
     method.apply_freezing(model, layer_map)
     optimizer = method.build_optimizer(model, layer_map, lr)
     optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,157 @@
+"""Measurements on tiny models with random weights: eq. 3.1 grad norms by hand, memory accounting
+against the optimizer's real state, feature distortion."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import timm
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from deepnet.measure import feature_change, feature_distortion, layer_grad_norms, measure_training_step
+from deepnet.methods import get_method
+from deepnet.models.classifier import Classifier
+from deepnet.models.registry import LayerMap, check_layer_map
+from deepnet.models.vit import timm_vit_layer_map
+
+RTOL = 1e-6  # float32 gradients summed in float64: agreement to ~1e-7 relative expected
+
+
+def tiny_vit(device: str = "cpu", seed: int = 0) -> tuple[Classifier, LayerMap]:
+    """A 2-block CLIP-style ViT (pre-norm after the patch embedding) at 32 px."""
+    torch.manual_seed(seed)
+    with torch.device(device):
+        backbone = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2,
+                                     pre_norm=True, num_classes=0)
+        model = Classifier(backbone, backbone.num_features, 3)
+    layer_map = timm_vit_layer_map(model, depth=2)
+    check_layer_map(model, layer_map)
+    return model, layer_map
+
+
+def batches(n: int, seed: int = 1, size: int = 4) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(size, 3, 32, 32, generator=g), torch.randint(0, 3, (size,), generator=g),
+             torch.full((size,), -1)) for _ in range(n)]
+
+
+def test_grad_norms_match_eq_3_1_by_hand():
+    model, lm = tiny_vit()
+    data = batches(3)
+    got = layer_grad_norms(model, lm, data)
+    params = dict(model.named_parameters())
+    per_batch = []
+    for x, y, _ in data:
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        per_batch.append({label: math.sqrt(sum(float((params[n].grad.double() ** 2).sum()) for n in names))
+                          for label, names in lm.groups()})
+    assert [r.label for r in got] == [label for label, _ in lm.groups()]
+    for r, (label, names) in zip(got, lm.groups()):
+        expected = sum(b[label] for b in per_batch) / len(per_batch)
+        assert r.grad_norm == pytest.approx(expected, rel=RTOL)
+        n = sum(params[k].numel() for k in names)
+        p_norm = math.sqrt(sum(float((params[k].detach().double() ** 2).sum()) for k in names))
+        assert r.num_params == n and r.param_norm == pytest.approx(p_norm, rel=RTOL)
+        assert r.grad_over_sqrt_numel == pytest.approx(expected / math.sqrt(n), rel=RTOL)
+        if p_norm > 0:
+            assert r.grad_over_param_norm == pytest.approx(expected / p_norm, rel=RTOL)
+        assert r.kind == ("embed" if label == "embed" else "head" if label == "head" else "middle")
+        assert r.num_batches == 3
+
+
+def test_grad_norms_leave_out_frozen_parameters_and_touch_nothing():
+    model, lm = tiny_vit()
+    model.eval()
+    get_method("sgd_freeze_embed").apply_freezing(model, lm)
+    got = layer_grad_norms(model, lm, batches(5), max_batches=2)
+    assert "embed" not in [r.label for r in got]
+    assert all(r.grad_norm > 0 and r.num_batches == 2 for r in got)
+    assert all(p.grad is None for p in model.parameters()) and not model.training
+    # partly frozen group: only its trainable parameters count
+    get_method("sgd_freeze_embed_not_ln").apply_freezing(model, lm)
+    embed = next(r for r in layer_grad_norms(model, lm, batches(1)) if r.label == "embed")
+    assert embed.num_params == 2 * model.backbone.embed_dim  # norm_pre weight + bias only
+
+
+@pytest.mark.parametrize("method,states_per_param", [
+    ("sgd_no_momentum", 0), ("sgd", 1), ("adamw", 2),
+    ("sgd_freeze_embed", 1), ("sgd_freeze_embed_no_momentum", 0), ("adamw_freeze_embed", 2),
+])
+def test_memory_accounting_matches_optimizer_state(method, states_per_param):
+    """Section 2.1: fp32 params + grads + states = 8 / 12 / 16 bytes per trainable parameter;
+    frozen parameters carry neither gradient nor state."""
+    model, lm = tiny_vit()
+    x, y, _ = batches(1)[0]
+    mem = measure_training_step(model, lm, get_method(method), x, y, lr=1e-3)
+    params = dict(model.named_parameters())
+    frozen = set(lm.embed) if "freeze_embed" in method else set()
+    n_trainable = sum(p.numel() for k, p in params.items() if k not in frozen)
+    assert mem.num_params == sum(p.numel() for p in params.values())
+    assert mem.num_trainable == n_trainable
+    assert mem.param_bytes == 4 * mem.num_params
+    assert mem.grad_bytes == 4 * n_trainable
+    assert mem.state_bytes == 4 * states_per_param * n_trainable
+    n_tensors = len(params) - len(frozen)
+    assert mem.scalar_state_bytes == (4 * n_tensors if method.startswith("adamw") else 0)  # AdamW step counters
+    assert mem.bytes_per_trainable_param == pytest.approx(8 + 4 * states_per_param, rel=1e-12)
+    assert mem.saved_activation_bytes > 0 and mem.cuda_peak_bytes is None
+    assert mem.accounted_bytes == mem.static_bytes + mem.saved_activation_bytes
+
+
+def test_meta_device_gives_the_same_static_accounting_without_memory():
+    on_cpu, on_meta = (measure_training_step(*tiny_vit(dev), get_method("adamw"),
+                                             torch.randn(2, 3, 32, 32, device=dev),
+                                             torch.zeros(2, dtype=torch.long, device=dev)) for dev in ("cpu", "meta"))
+    assert on_meta.static_bytes == on_cpu.static_bytes
+    assert on_meta.saved_activation_bytes is None and on_meta.accounted_bytes is None
+
+
+def test_saved_activations_of_a_linear_classifier_by_hand():
+    """head(x) saves x (B*d*4 B); cross-entropy saves log-softmax (B*k*4 B) and the int64 targets."""
+    b, d, k = 5, 6, 4
+    model = Classifier(nn.Identity(), d, k)
+    lm = LayerMap(embed=[], embed_norm=[], middle=[], head=["head.weight", "head.bias"], stem=[])
+    mem = measure_training_step(model, lm, get_method("sgd"), torch.randn(b, d), torch.arange(b) % k)
+    floor = b * d * 4 + b * k * 4
+    assert floor <= mem.saved_activation_bytes <= floor + b * 8 + 8
+
+
+def test_memory_rejects_inputs_on_another_device():
+    model, lm = tiny_vit()
+    with pytest.raises(ValueError, match="device"):
+        measure_training_step(model, lm, get_method("sgd"), torch.randn(1, 3, 32, 32, device="meta"),
+                              torch.zeros(1, dtype=torch.long))
+
+
+def test_distortion_is_zero_for_an_unchanged_model_and_ignores_the_head():
+    model, _ = tiny_vit()
+    tuned = copy.deepcopy(model)
+    with torch.no_grad():
+        tuned.head.weight.add_(1.0)  # the head is not part of the features
+    model.train()
+    stats = feature_distortion(model, tuned, {"id_test": batches(2), "ood_test": batches(1, seed=7)})
+    assert stats["id_test"].n == 8 and stats["ood_test"].n == 4
+    for s in stats.values():
+        assert s.mean == 0.0 and s.median == 0.0 and s.relative_mean == 0.0
+    assert model.training and not tuned.training  # modes restored
+
+
+def test_distortion_of_a_shifted_linear_backbone_by_hand():
+    """phi(x) = W x + b; shifting b by delta moves every example's feature by exactly ||delta||."""
+    torch.manual_seed(0)
+    model_0 = Classifier(nn.Linear(6, 5), 5, 2)
+    model_ft = copy.deepcopy(model_0)
+    delta = torch.tensor([3.0, 0.0, 4.0, 0.0, 0.0])
+    with torch.no_grad():
+        model_ft.backbone.bias.add_(delta)
+    x = torch.randn(7, 6)
+    change, norm_0 = feature_change(model_0, model_ft, [(x[:4],), (x[4:],)])
+    assert torch.allclose(change, torch.full((7,), 5.0, dtype=torch.float64), rtol=1e-6)
+    assert torch.allclose(norm_0, model_0.backbone(x).double().norm(dim=1), rtol=1e-6)
+    stats = feature_distortion(model_0, model_ft, {"ood": [(x,)]})["ood"]
+    assert stats.mean == pytest.approx(5.0, rel=1e-6) and stats.std == pytest.approx(0.0, abs=1e-6)
+    assert stats.relative_mean == pytest.approx(float((5.0 / norm_0).mean()), rel=1e-6)
