@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import DatasetInfo
+from .registry import DatasetLayoutError
 
 #: where ``apt-get install dataset-fashion-mnist`` puts the files; a data root overrides it
 DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -33,30 +33,35 @@ def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
     shape = tuple(int(d) for d in header[1:])
     if data.size != int(np.prod(shape)):
         raise ValueError(f"holds {data.size} bytes for shape {shape}")
-    return data.reshape(shape)
+    return data.reshape(shape).copy()  # writable (frombuffer views are read-only)
+
+
+def _layout_error(problem: str) -> DatasetLayoutError:
+    return DatasetLayoutError(f"Fashion-MNIST: {problem}\nExpected layout:\n{LAYOUT}")
 
 
 @lru_cache(maxsize=4)
 def _read_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     img_name, lbl_name = FILES[split]
-    images = _read_idx(directory / img_name, 2051, 3)
-    labels = _read_idx(directory / lbl_name, 2049, 1).astype(np.int64)
+    missing = [str(directory / name) for name in FILES[split] if not (directory / name).is_file()]
+    if missing:
+        raise _layout_error(f"not found (missing {missing}); install it with `apt-get install dataset-fashion-mnist`")
+    try:
+        images = _read_idx(directory / img_name, 2051, 3)
+        labels = _read_idx(directory / lbl_name, 2049, 1).astype(np.int64)
+    except (OSError, EOFError, ValueError) as e:
+        raise _layout_error(f"corrupt file in {directory}: {e}") from None
     if len(images) != len(labels) or labels.max() >= len(CLASSES):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels (or labels out of range)")
+        raise _layout_error(f"{directory}: {len(images)} images but {len(labels)} labels (or labels out of range)")
     return images, labels
 
 
-def load_fashion_mnist(directory: Path, split: str, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 28, 28) uint8, labels (N,) int64) of the ``train`` or ``test`` split; cached per process."""
-    missing = [str(directory / name) for name in FILES[split] if not (directory / name).is_file()]
-    if missing:
-        raise info.error(f"Fashion-MNIST not found (missing {missing}); "
-                         "install it with `apt-get install dataset-fashion-mnist`")
-    try:
-        return _read_split(directory, split)
-    except (OSError, EOFError, ValueError) as e:
-        raise info.error(f"corrupt Fashion-MNIST file in {directory}: {e}") from None
+def load_fashion_mnist(root: str | Path | None = None) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``((train_images, train_labels), (test_images, test_labels))``: uint8 (N, 28, 28), int64 (N,).
 
-
-def fashion_mnist_dir(root: Path | None) -> Path:
-    return DEFAULT_DIR if root is None else root
+    ``root`` is a directory holding the idx files; ``None`` means the Debian install location.
+    Arrays are cached and shared per process: do not modify them in place. Missing or corrupt files raise
+    :class:`DatasetLayoutError`.
+    """
+    directory = DEFAULT_DIR if root is None else Path(root).expanduser()
+    return _read_split(directory, "train"), _read_split(directory, "test")

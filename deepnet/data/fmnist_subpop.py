@@ -13,6 +13,7 @@ superclass (label)    ID subclasses (train)     OOD subclasses
 Splits: Fashion-MNIST train images of the ID subclasses, less a fixed 10% held out as ``id_val``;
 ``id_test`` / ``ood_test`` = Fashion-MNIST test images of the ID / OOD subclasses. Groups are
 the original Fashion-MNIST class numbers. Default size 32 px, 3 channels (grey replicated).
+The raw reader ``load_fashion_mnist`` is re-exported here for the small-model pretraining code.
 """
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from .common import ImageArray, holdout
-from .fashion_mnist import LAYOUT, fashion_mnist_dir, load_fashion_mnist
+from .fashion_mnist import LAYOUT, load_fashion_mnist
 from .registry import DatasetInfo, register_dataset
 from .transforms import ImageSpec, resize_flip_transform
+
+__all__ = ["INFO", "SUPERCLASSES", "SUPERCLASS_NAMES", "build", "load_fashion_mnist"]
 
 #: superclass label -> (ID Fashion-MNIST classes, OOD Fashion-MNIST classes)
 SUPERCLASSES = {
@@ -46,14 +49,13 @@ def _select(images: np.ndarray, labels: np.ndarray, domain: int) -> tuple[np.nda
 
 @register_dataset(INFO)
 def build(root: Path | None, spec: ImageSpec, train_augment: bool) -> dict:
-    directory = fashion_mnist_dir(root)
-    tr_x, tr_y, tr_g = _select(*load_fashion_mnist(directory, "train", INFO), domain=0)
-    te = load_fashion_mnist(directory, "test", INFO)
+    train, test = load_fashion_mnist(root)
+    tr_x, tr_y, tr_g = _select(*train, domain=0)
     keep, held = holdout(len(tr_x))
     eval_tf = resize_flip_transform(spec, False)
     return {
         "train": ImageArray(tr_x[keep], tr_y[keep], tr_g[keep], resize_flip_transform(spec, train_augment)),
         "id_val": ImageArray(tr_x[held], tr_y[held], tr_g[held], eval_tf),
-        "id_test": ImageArray(*_select(*te, domain=0), eval_tf),
-        "ood_test": ImageArray(*_select(*te, domain=1), eval_tf),
+        "id_test": ImageArray(*_select(*test, domain=0), eval_tf),
+        "ood_test": ImageArray(*_select(*test, domain=1), eval_tf),
     }

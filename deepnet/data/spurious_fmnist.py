@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import ImageArray
-from .fashion_mnist import LAYOUT, fashion_mnist_dir, load_fashion_mnist
+from .fashion_mnist import LAYOUT, load_fashion_mnist
 from .registry import DatasetInfo, register_dataset
 from .transforms import ImageSpec, resize_flip_transform
 
@@ -87,11 +87,10 @@ def _label_of(classes: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=2)
-def make_arrays(directory: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def make_arrays(root: Path | None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(images, labels, groups) per split; cached because compositing takes a few seconds."""
     rng = np.random.default_rng(SEED)
-    tr_x, tr_c = load_fashion_mnist(directory, "train", INFO)
-    te_x, te_c = load_fashion_mnist(directory, "test", INFO)
+    (tr_x, tr_c), (te_x, te_c) = load_fashion_mnist(root)
     train_idx, val_idx = _draw(tr_x, tr_c, [TRAIN_PER_LABEL, VAL_PER_LABEL], rng)
     id_test_idx, ood_idx = _draw(te_x, te_c, [ID_TEST_PER_LABEL, 2 * OOD_PER_GROUP], rng)
     out = {}
@@ -109,7 +108,7 @@ def make_arrays(directory: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.n
 
 @register_dataset(INFO)
 def build(root: Path | None, spec: ImageSpec, train_augment: bool) -> dict:
-    arrays = make_arrays(fashion_mnist_dir(root))
+    arrays = make_arrays(root)
     return {
         name: ImageArray(*arrays[name], resize_flip_transform(spec, train_augment and name == "train"))
         for name in INFO.split_names
