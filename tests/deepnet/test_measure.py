@@ -133,6 +133,7 @@ def test_distortion_is_zero_for_an_unchanged_model_and_ignores_the_head():
     with torch.no_grad():
         tuned.head.weight.add_(1.0)  # the head is not part of the features
     model.train()
+    tuned.eval()
     stats = feature_distortion(model, tuned, {"id_test": batches(2), "ood_test": batches(1, seed=7)})
     assert stats["id_test"].n == 8 and stats["ood_test"].n == 4
     for s in stats.values():
