@@ -291,3 +291,26 @@ def test_cli_dry_run_collect_and_errors(tmp_path, capsys):
     assert sweep_main(["collect", str(tmp_path)]) == 0
     assert "| model | dataset | method |" in capsys.readouterr().out
     assert sweep_main(["collect", str(tmp_path / "nowhere")]) == 2
+
+
+# ---------------------------------------------------------------- end to end, real trainer
+
+
+def test_real_trainer_two_run_sweep_then_relaunch_skips(tmp_path):
+    from deepnet.data.fixtures import make_fixture
+
+    data_root = make_fixture("waterbirds", tmp_path / "data", n_per_class=2, image_size=16)
+    spec = parse_spec({"name": "e2e", "models": ["small_vit"], "datasets": ["waterbirds"], "methods": ["sgd"],
+                       "epochs": 1, "lr_grid": {"sgd": [1e-3, 1e-2]},
+                       "run": {"pretrained": False, "batch_size": 4, "max_train_steps": 2, "num_workers": 0,
+                               "device": "cpu", "data_root": str(data_root)}})
+    root = tmp_path / "sweep"
+    first = run_sweep(spec.expand(), root, progress=False)
+    assert [o.status for o in first.outcomes] == ["ok", "ok"], first.summary()
+    records = read_jsonl(root / RESULTS_FILE)
+    assert len(records) == 2 and all(0.0 <= r["metrics"]["id_val"] <= 1.0 for r in records)
+    again = run_sweep(spec.expand(), root, progress=False)
+    assert again.done_before == 2 and again.outcomes == []
+    assert len(read_jsonl(root / RESULTS_FILE)) == 2
+    (row,) = summarize(select_best(load_records(root)))
+    assert row["n_lrs"] == 2 and row["n_seeds"] == 1 and row["worst_group_mean"] is not None
