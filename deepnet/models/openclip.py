@@ -37,13 +37,21 @@ def open_clip_layer_map(model: Classifier, depth: int) -> LayerMap:
 
 
 def create_open_clip(
-    name: str, architecture: str, tag: str, num_classes: int, pretrained: bool = True, device: Device = None
+    name: str,
+    architecture: str,
+    tag: str,
+    num_classes: int,
+    pretrained: bool = True,
+    device: Device = None,
+    img_size: int | None = None,
 ) -> ModelBundle:
-    """The image tower of open_clip ``architecture`` (weights ``tag`` when pretrained) plus a new head."""
+    """The image tower of open_clip ``architecture`` (weights ``tag`` when pretrained) plus a new head;
+    ``img_size`` is open_clip's ``force_image_size`` (position embedding resampled)."""
     with device_context(device, pretrained):
         try:
             clip = open_clip.create_model(
-                architecture, pretrained=tag if pretrained else None, device=device or "cpu"
+                architecture, pretrained=tag if pretrained else None, device=device or "cpu",
+                force_image_size=img_size,
             )
         except (OSError, RuntimeError) as err:
             if not pretrained:

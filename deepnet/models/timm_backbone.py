@@ -2,6 +2,7 @@
 a feature backbone and read the model's own preprocessing from its pretrained cfg."""
 from __future__ import annotations
 
+import dataclasses
 from contextlib import nullcontext
 
 import timm
@@ -23,20 +24,28 @@ def device_context(device: Device, pretrained: bool):
 
 
 def create_timm_backbone(
-    model_name: str, timm_name: str, pretrained: bool, num_classes: int = 0
+    model_name: str, timm_name: str, pretrained: bool, num_classes: int = 0, img_size: int | None = None
 ) -> tuple[nn.Module, Preprocess]:
     """``timm.create_model(timm_name)`` with ``num_classes`` outputs (0: pooled features).
 
     CLIP models keep their pretrained image projection by passing its width as ``num_classes``.
-    Download failures are re-raised as :class:`PretrainedUnavailableError` with the offline remedy.
+    ``img_size`` is passed to timm only when given (ViTs resample their position embedding to it;
+    convnets take any size and need no such argument). Download failures are re-raised as
+    :class:`PretrainedUnavailableError` with the offline remedy.
     """
+    kw = {} if img_size is None else {"img_size": img_size}
     try:
-        backbone = timm.create_model(timm_name, pretrained=pretrained, num_classes=num_classes)
+        backbone = timm.create_model(timm_name, pretrained=pretrained, num_classes=num_classes, **kw)
     except (OSError, RuntimeError) as err:
         if not pretrained:
             raise
         raise pretrained_unavailable(model_name, f"timm ({timm_name})", err) from err
-    return backbone, preprocess_from_timm(backbone)
+    return backbone, with_input_size(preprocess_from_timm(backbone), img_size)
+
+
+def with_input_size(preprocess: Preprocess, img_size: int | None) -> Preprocess:
+    """``preprocess`` at ``img_size`` x ``img_size`` (unchanged when ``img_size`` is None)."""
+    return preprocess if img_size is None else dataclasses.replace(preprocess, input_size=(img_size, img_size))
 
 
 def preprocess_from_timm(model: nn.Module) -> Preprocess:

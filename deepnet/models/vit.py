@@ -54,9 +54,18 @@ def timm_vit_layer_map(model: Classifier, depth: int) -> LayerMap:
 
 
 def create_vit(
-    name: str, num_classes: int, pretrained: bool = True, device: Device = None, backend: str = "timm"
+    name: str,
+    num_classes: int,
+    pretrained: bool = True,
+    device: Device = None,
+    backend: str = "timm",
+    img_size: int | None = None,
 ) -> ModelBundle:
-    """Build one of :data:`VIT_MODELS` with a new ``num_classes`` head (see module docstring)."""
+    """Build one of :data:`VIT_MODELS` with a new ``num_classes`` head (see module docstring).
+
+    ``device="meta"`` builds shapes only; ``img_size`` changes the input resolution (the position
+    embedding is resampled from the pretrained one); ``backend`` picks timm or open_clip for CLIP.
+    """
     timm_name, open_clip_id = VIT_MODELS[name]
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
@@ -65,10 +74,11 @@ def create_vit(
             raise ValueError(f"model {name!r} is not a CLIP model; backend='open_clip' is for {CLIP_NAMES}")
         from deepnet.models.openclip import create_open_clip
 
-        return create_open_clip(name, *open_clip_id, num_classes=num_classes, pretrained=pretrained, device=device)
+        return create_open_clip(name, *open_clip_id, num_classes=num_classes, pretrained=pretrained,
+                                device=device, img_size=img_size)
     proj_width = timm_pretrained_width(timm_name) if open_clip_id is not None else 0
     with device_context(device, pretrained):
-        backbone, preprocess = create_timm_backbone(name, timm_name, pretrained, num_classes=proj_width)
+        backbone, preprocess = create_timm_backbone(name, timm_name, pretrained, proj_width, img_size)
         feature_dim = proj_width or backbone.num_features
         model = Classifier(backbone, feature_dim, num_classes)
     return ModelBundle(name, model, timm_vit_layer_map(model, len(backbone.blocks)), preprocess, feature_dim)

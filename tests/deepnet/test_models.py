@@ -190,3 +190,15 @@ def test_layer_map_validation():
                       head=b.layer_map.head + b.layer_map.embed[:1], stem=[])
     with pytest.raises(ValueError, match="exactly once"):
         check_layer_map(b.model, broken)
+
+
+@pytest.mark.parametrize("name,backend", [("clip_vit_b16", "timm"), ("clip_vit_b16", "open_clip"),
+                                          ("convnext_b", "timm"), ("bit_resnet50", "timm")])
+def test_image_size_reaches_model_and_preprocessing(name, backend):
+    kw = {"backend": backend} if backend != "timm" else {}
+    b = create_model(name, num_classes=2, pretrained=False, device="meta", img_size=64, **kw)
+    assert b.preprocess.input_size == (64, 64)
+    params = dict(b.model.named_parameters())
+    pos = params.get("backbone.pos_embed", params.get("backbone.positional_embedding"))
+    if pos is not None:
+        assert pos.shape[-2] == (64 // 16) ** 2 + 1
