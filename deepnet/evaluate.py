@@ -43,7 +43,7 @@ def metrics_from_counts(correct: torch.Tensor, total: torch.Tensor) -> SplitMetr
     if n == 0:
         raise ValueError("cannot evaluate an empty split")
     group_acc = {
-        g - 1: float(correct[g] / total[g]) for g in range(1, len(total)) if total[g] > 0
+        g - 1: float(correct[g]) / float(total[g]) for g in range(1, len(total)) if total[g] > 0
     }
     worst = min(group_acc.values()) if group_acc else None
     return SplitMetrics(acc=float(correct.sum()) / n, group_acc=group_acc, worst_group_acc=worst, n=n)
