@@ -1,0 +1,4 @@
+"""``python -m deepnet.measure --help``."""
+from deepnet.measure.cli import main
+
+main()
