@@ -1,7 +1,8 @@
-"""Command line of the deepnet suite: ``python -m deepnet {train,methods} ...``.
+"""Command line of the deepnet suite: ``python -m deepnet {train,methods,sweep,collect} ...``.
 
 ``train`` runs one fine-tuning run (resumable; run it under ``torchrun --nproc_per_node N`` for
-multi-GPU data parallelism); ``methods`` lists the registered methods with their LR grids.
+multi-GPU data parallelism); ``methods`` lists the registered methods with their LR grids;
+``sweep`` and ``collect`` (from :mod:`deepnet.sweep.cli`) run a sweep spec and tabulate it.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from deepnet.config import RunConfig
+from deepnet.sweep.cli import add_parser as add_sweep_parsers
 
 
 def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -99,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(subparsers)
     _add_methods_parser(subparsers)
+    add_sweep_parsers(subparsers)
     return parser
 
 

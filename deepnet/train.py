@@ -108,7 +108,10 @@ def train(cfg: RunConfig, run_dir: str | Path, progress: bool = True, keep_check
     use_cuda = _wants_cuda(cfg.device)
     ctx = distributed.init_from_env(use_cuda)
     try:
-        return _Run(cfg, run_dir, ctx, inputs or build_inputs(cfg), progress, keep_checkpoint).execute()
+        if inputs is None:
+            seed_everything(cfg.seed)  # the new head's initialisation depends on the seed only
+            inputs = build_inputs(cfg)
+        return _Run(cfg, run_dir, ctx, inputs, progress, keep_checkpoint).execute()
     finally:
         distributed.shutdown(ctx)
 
