@@ -5,9 +5,11 @@ Each check runs `theory.deep_experiment.run_table` on min(instances, MAX_PROBLEM
 pretraining rules, the fine-tuning methods the claim needs; the table is computed once per
 (problems, seed) and shared by the four checks. Comparisons of OOD losses are paired per problem in
 log space, r = log(OOD_a / OOD_b), with the tolerance LOG_TOL (about 5%) stated in every result.
-C10-C12 are statements about averages (the paper's are averages over datasets): their verdict uses
-the mean of r over problems; `violations` counts the problems on which the statement fails alone.
-Verdicts report what the simulator finds; a "fail" carries the numbers behind it.
+C10-C12 are statements about averages (the paper's are averages over datasets). A claimed effect
+("SGD is worse", "the gap is larger") must be established: mean - Z_SEM * sem > LOG_TOL, sem the
+standard error over problems (0 for a single problem); a claimed absence ("matches", "gains
+nothing") holds when the mean is within LOG_TOL. `violations` counts the problems on which the
+statement fails alone. Verdicts report what the simulator finds; a "fail" carries its numbers.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from theory.verdict import ClaimResult, register_claim
 MAX_PROBLEMS = 8
 #: paired log-ratio tolerance: |log(a/b)| <= 0.05 counts as "equal" (about 5%).
 LOG_TOL = 0.05
+#: an effect counts as established when its mean exceeds the tolerance by Z_SEM standard errors.
+Z_SEM = 2.0
 _METHODS = ("sgd", "sgd_fe", "sgd_fe_nomom", "adamw", "adamw_fe")
 
 
@@ -47,6 +51,12 @@ def _sem(a: np.ndarray) -> float:
     return float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else 0.0
 
 
+def _established(a: np.ndarray) -> tuple[bool, float]:
+    """(mean - Z_SEM sem > LOG_TOL, that margin): is a positive paired effect established?"""
+    margin = float(a.mean() - Z_SEM * _sem(a) - LOG_TOL)
+    return margin > 0, margin
+
+
 def _ood_means(results: list[SeedResult]) -> dict[str, float]:
     return {m: float(np.mean([r.selected[m].ood_loss for r in results])) for m in results[0].selected}
 
@@ -68,7 +78,12 @@ def check_c9(instances: int, seed: int) -> ClaimResult:
     rs = np.array([r.embed_ratio["raw"] for r in table["sgd"]])
     margins = ra - np.maximum(1.0, rs)
     violations = int(np.sum(margins <= 0))
+    na = np.array([r.embed_ratio["per_param_norm"] for r in table["adamw"]])
+    ns = np.array([r.embed_ratio["per_param_norm"] for r in table["sgd"]])
+    held_normalized = int(np.sum(na - np.maximum(1.0, ns) > 0))
     numbers = {
+        "problems_held_raw": k - violations,
+        "problems_held_per_param_norm": held_normalized,
         "embed_ratio_raw_adamw_pre": float(ra.mean()),
         "embed_ratio_raw_sgd_pre": float(rs.mean()),
         **{f"embed_ratio_{kind}_{pre}_pre": float(np.mean([r.embed_ratio[kind] for r in table[pre]]))
@@ -76,9 +91,9 @@ def check_c9(instances: int, seed: int) -> ClaimResult:
     }
     return ClaimResult(
         "C9", "pass" if violations == 0 else "fail", numbers,
-        f"G_embed/max G_mid (raw): AdamW-pretrained {ra.mean():.2f}, SGD-pretrained {rs.mean():.2f} "
-        f"(per-param-norm {numbers['embed_ratio_per_param_norm_adamw_pre']:.2f} vs "
-        f"{numbers['embed_ratio_per_param_norm_sgd_pre']:.2f}); {_scope(k)}",
+        f"G_embed/max G_mid (raw): AdamW-pretrained {ra.mean():.2f}, SGD-pretrained {rs.mean():.2f}, outlier "
+        f"on {k - violations}/{k} problems; divided by ||theta_l|| (Fig. 4): {na.mean():.2f} vs {ns.mean():.2f}, "
+        f"outlier on {held_normalized}/{k}; {_scope(k)}",
         instances=k, violations=violations, worst_margin=float(margins.min()),
     )
 
@@ -87,16 +102,16 @@ def check_c9(instances: int, seed: int) -> ClaimResult:
 def check_c10(instances: int, seed: int) -> ClaimResult:
     """On AdamW-pretrained nets, SGD is worse than AdamW OOD and SGD-freeze-embed matches AdamW.
 
-    Two parts: (a) mean log(OOD_sgd/OOD_adamw) > LOG_TOL (a gap exists); (b) mean
-    log(OOD_sgd_fe/OOD_adamw) <= LOG_TOL (freezing closes it). Fails if either part fails.
+    Two parts: (a) the gap r = log(OOD_sgd/OOD_adamw) is established (mean - Z_SEM sem > LOG_TOL);
+    (b) mean log(OOD_sgd_fe/OOD_adamw) <= LOG_TOL (freezing closes it). Fails if either part fails.
     """
     k = _problems(instances)
     res = _table(k, seed)["adamw"]
     gap = _log_ratio(res, "sgd", "adamw")
     closed = _log_ratio(res, "sgd_fe", "adamw")
     nomom = _log_ratio(res, "sgd_fe_nomom", "adamw")
+    has_gap, gap_margin = _established(gap)
     violations = int(np.sum(closed > LOG_TOL))
-    has_gap = bool(gap.mean() > LOG_TOL)
     numbers = {
         "mean_log_ood_sgd_over_adamw": float(gap.mean()),
         "sem_log_ood_sgd_over_adamw": _sem(gap),
@@ -105,17 +120,21 @@ def check_c10(instances: int, seed: int) -> ClaimResult:
         "mean_log_ood_sgdfe_nomom_over_adamw": float(nomom.mean()),
         "embed_move_sgd": float(np.mean([r.selected["sgd"].embed_move for r in res])),
         "embed_move_adamw": float(np.mean([r.selected["adamw"].embed_move for r in res])),
+        "embed_move_perp_adamw": float(np.mean([r.selected["adamw"].embed_move_perp for r in res])),
         **{f"ood_{m}": v for m, v in _ood_means(res).items()},
     }
-    verdict = "pass" if has_gap and closed.mean() <= LOG_TOL else "fail"
+    margin = min(gap_margin, LOG_TOL - float(closed.mean()))
     detail = (
         f"AdamW-pretrained: OOD sgd {numbers['ood_sgd']:.3f}, adamw {numbers['ood_adamw']:.3f}, "
         f"sgd_fe {numbers['ood_sgd_fe']:.3f}, sgd_fe_nomom {numbers['ood_sgd_fe_nomom']:.3f}; "
-        f"gap log(sgd/adamw) {gap.mean():+.3f} +- {_sem(gap):.3f} sem ({'present' if has_gap else 'ABSENT: SGD is not worse than AdamW here'}); "
-        f"log(sgd_fe/adamw) {closed.mean():+.3f} +- {_sem(closed):.3f}, matches/beats AdamW on {k - violations}/{k} problems; {_scope(k)}"
+        f"gap log(sgd/adamw) {gap.mean():+.3f} +- {_sem(gap):.3f} sem "
+        f"({'established' if has_gap else f'NOT established: mean - {Z_SEM:g} sem <= {LOG_TOL}'}); "
+        f"log(sgd_fe/adamw) {closed.mean():+.3f} +- {_sem(closed):.3f}; embedding moved "
+        f"{numbers['embed_move_sgd']:.2f} (SGD) vs {numbers['embed_move_adamw']:.2f} (AdamW, "
+        f"{numbers['embed_move_perp_adamw']:.2f} of it on S_perp, where SGD cannot move it); {_scope(k)}"
     )
-    return ClaimResult("C10", verdict, numbers, detail, instances=k, violations=violations,
-                       worst_margin=float(min(gap.mean() - LOG_TOL, LOG_TOL - closed.mean())))
+    return ClaimResult("C10", "pass" if margin > 0 else "fail", numbers, detail, instances=k,
+                       violations=violations, worst_margin=margin)
 
 
 @register_claim("C11")
@@ -128,37 +147,46 @@ def check_c11(instances: int, seed: int) -> ClaimResult:
     res = _table(k, seed)["adamw"]
     gain = _log_ratio(res, "adamw", "adamw_fe")
     sgd_gain = _log_ratio(res, "sgd", "sgd_fe")
-    violations = int(np.sum(gain > LOG_TOL))
     means = _ood_means(res)
     numbers = {"mean_log_gain_adamw_from_fe": float(gain.mean()), "sem_log_gain_adamw_from_fe": _sem(gain),
                "mean_log_gain_sgd_from_fe": float(sgd_gain.mean()),
                "ood_adamw": means["adamw"], "ood_adamw_fe": means["adamw_fe"]}
     detail = (f"AdamW-pretrained: OOD adamw {means['adamw']:.3f} vs adamw_fe {means['adamw_fe']:.3f} "
-              f"(log gain from freezing {gain.mean():+.3f} +- {_sem(gain):.3f} sem; SGD's {sgd_gain.mean():+.3f}); {_scope(k)}")
-    return ClaimResult("C11", "pass" if gain.mean() <= LOG_TOL else "fail", numbers, detail, instances=k,
-                       violations=violations, worst_margin=float(LOG_TOL - gain.mean()))
+              f"(log gain from freezing {gain.mean():+.3f} +- {_sem(gain):.3f} sem; SGD's {sgd_gain.mean():+.3f}); "
+              f"{_scope(k)}")
+    margin = LOG_TOL - float(gain.mean())
+    return ClaimResult("C11", "pass" if margin >= 0 else "fail", numbers, detail, instances=k,
+                       violations=int(np.sum(gain > LOG_TOL)), worst_margin=margin)
 
 
 @register_claim("C12")
 def check_c12(instances: int, seed: int) -> ClaimResult:
     """The SGD-vs-AdamW fine-tuning gap comes from the pretrain/fine-tune optimizer mismatch.
 
-    With g(pre) = mean log(OOD_sgd / OOD_adamw) after pretraining with `pre`: holds if
-    g(adamw) > LOG_TOL (a gap after AdamW pretraining) and g(adamw) - g(sgd) > LOG_TOL (larger than after SGD pretraining).
+    With g_pre = log(OOD_sgd / OOD_adamw) per problem after pretraining with `pre`: holds if both
+    g_adamw (a gap after AdamW pretraining) and g_adamw - g_sgd (paired per problem: larger than after
+    SGD pretraining) are established (mean - Z_SEM sem > LOG_TOL).
     """
     k = _problems(instances)
     table = _table(k, seed)
     g = {pre: _log_ratio(table[pre], "sgd", "adamw") for pre in ("sgd", "adamw")}
-    margin = min(g["adamw"].mean() - LOG_TOL, g["adamw"].mean() - g["sgd"].mean() - LOG_TOL)
+    diff = g["adamw"] - g["sgd"]
+    gap_ok, gap_margin = _established(g["adamw"])
+    diff_ok, diff_margin = _established(diff)
+    margin = min(gap_margin, diff_margin)
     numbers = {
         "gap_after_adamw_pre": float(g["adamw"].mean()),
         "sem_gap_after_adamw_pre": _sem(g["adamw"]),
         "gap_after_sgd_pre": float(g["sgd"].mean()),
         "sem_gap_after_sgd_pre": _sem(g["sgd"]),
+        "mismatch_effect": float(diff.mean()),
+        "sem_mismatch_effect": _sem(diff),
         **{f"ood_{pre}_pre_{m}": v for pre in ("sgd", "adamw") for m, v in _ood_means(table[pre]).items()
            if m in ("sgd", "adamw", "sgd_fe")},
     }
-    detail = (f"log(OOD sgd/adamw): after AdamW pretraining {g['adamw'].mean():+.3f} +- {_sem(g['adamw']):.3f}, "
-              f"after SGD pretraining {g['sgd'].mean():+.3f} +- {_sem(g['sgd']):.3f} (sem); {_scope(k)}")
+    detail = (f"log(OOD sgd/adamw): after AdamW pretraining {g['adamw'].mean():+.3f} +- {_sem(g['adamw']):.3f} "
+              f"({'established' if gap_ok else 'not established'}), after SGD pretraining {g['sgd'].mean():+.3f} "
+              f"+- {_sem(g['sgd']):.3f}; paired difference {diff.mean():+.3f} +- {_sem(diff):.3f} "
+              f"({'established' if diff_ok else 'not established'}); {_scope(k)}")
     return ClaimResult("C12", "pass" if margin > 0 else "fail", numbers, detail, instances=k,
-                       violations=int(margin <= 0), worst_margin=float(margin))
+                       violations=int(np.sum(np.minimum(g["adamw"], diff) <= LOG_TOL)), worst_margin=margin)

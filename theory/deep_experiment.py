@@ -91,6 +91,7 @@ class Method:
     optimizer: str | None  # None: closed-form linear probe, no training
     hparams: dict[str, float] = field(default_factory=dict)
     freeze_embed: bool = False
+    embed_lr_mult: float = 1.0  # lr multiplier on the embedding (the paper's "5x lower LR on embed": 0.2)
     lp_head: bool = False  # start from the linear-probe head (LP-FT)
     lrs: tuple[float, ...] = ()
 
@@ -99,6 +100,7 @@ METHODS: dict[str, Method] = {
     "sgd": Method("sgd", {"momentum": 0.9}, lrs=SGD_LRS),
     "sgd_fe": Method("sgd", {"momentum": 0.9}, freeze_embed=True, lrs=SGD_LRS),
     "sgd_fe_nomom": Method("sgd", {}, freeze_embed=True, lrs=SGD_LRS),
+    "sgd_embed_lr5": Method("sgd", {"momentum": 0.9}, embed_lr_mult=0.2, lrs=SGD_LRS),
     "adamw": Method("adamw", {"weight_decay": 0.01}, lrs=ADAMW_LRS),
     "adamw_fe": Method("adamw", {"weight_decay": 0.01}, freeze_embed=True, lrs=ADAMW_LRS),
     "lp": Method(None),  # ridge head, L2 strength selected on ID validation (RIDGES)
@@ -206,10 +208,12 @@ def finetune(cfg: DeepConfig, problem: Problem, pretrained: Layers, method: str,
         return Selected(None, 0, _val_loss(W, problem.X_val, problem.Y_val), mse_of_map(W, problem.w_star, id_cov),
                         mse_of_map(W, problem.w_star, eye), 0.0, 0.0, 0)
     frozen = [True] + [False] * (len(start) - 1) if m.freeze_embed else None
+    lr_mults = [m.embed_lr_mult] + [1.0] * (len(start) - 1)
     best: Selected | None = None
     diverged = 0
     for lr in m.lrs:
-        res = train(start, problem.X, problem.Y, m.optimizer, lr, cfg.ft_epochs, cfg.ft_batch, rng, frozen=frozen, **m.hparams)
+        res = train(start, problem.X, problem.Y, m.optimizer, lr, cfg.ft_epochs, cfg.ft_batch, rng, frozen=frozen,
+                    lr_mults=lr_mults, **m.hparams)
         diverged += res.diverged
         if res.diverged:
             continue
