@@ -48,20 +48,20 @@ def lp_limit(problem: Problem, v0: np.ndarray | None = None) -> np.ndarray:
     return F_pinv @ problem.Y + v0 - F_pinv @ (F @ v0)
 
 
-def default_horizon(problem: Problem) -> float:
-    """A time by which the flows have converged on the generated problems: 25 / rate.
+def default_horizon(problem: Problem, method: str = "ft") -> float:
+    """A time by which the flow of `method` has converged on the generated problems: 40 / rate.
 
-    rate = min(lambda_min(Z^T Z) min(||w*||^2, 1), smallest nonzero eigenvalue of F^T F), Z = X Q,
-    F = X B0^T: about FT's slowest linearised rate near a zero-loss point (2 lambda ||v||^2 with
-    ||v|| ~ ||w*||) and LP's (2 lambda_min+(F^T F)). Trajectories report their train loss so
-    callers can check convergence.
+    FT / LP-FT: rate = lambda_min(Z^T Z) min(||w*||^2, 1), Z = X Q, about FT's slowest linearised
+    rate near a zero-loss point (2 lambda ||v||^2 with ||v|| ~ ||w*||). LP: rate = smallest nonzero
+    eigenvalue of F^T F, F = X B0^T (LP's slowest rate is twice that). Trajectories report their
+    train loss so callers can check convergence.
     """
+    if method == "lp":
+        F = problem.X @ problem.B0.T
+        lam = np.linalg.eigvalsh(F.T @ F)
+        return 40.0 / lam[lam > 1e-10 * lam[-1]][0]
     Z = problem.X @ problem.S_basis
-    lam_ft = np.linalg.eigvalsh(Z.T @ Z)[0] * min(float(np.linalg.norm(problem.w_star)) ** 2, 1.0)
-    F = problem.X @ problem.B0.T
-    lam_f = np.linalg.eigvalsh(F.T @ F)
-    lam_lp = lam_f[lam_f > 1e-10 * lam_f[-1]][0]
-    return 25.0 / min(lam_ft, lam_lp)
+    return 40.0 / (np.linalg.eigvalsh(Z.T @ Z)[0] * min(float(np.linalg.norm(problem.w_star)) ** 2, 1.0))
 
 
 def time_grid(t_max: float, n_times: int) -> np.ndarray:
@@ -204,6 +204,6 @@ def simulate(problem: Problem, method: str, t_max: float | None = None, n_times:
     v_init = np.array(v_init, dtype=float)
     if v_init.shape != (problem.k,) or not np.all(np.isfinite(v_init)):
         raise ValueError(f"v_init must be a finite vector of length k={problem.k}")
-    t = time_grid(default_horizon(problem) if t_max is None else float(t_max), n_times)
+    t = time_grid(default_horizon(problem, method) if t_max is None else float(t_max), n_times)
     run = _run_reduced if integrator == "reduced" else _run_full
     return run(problem, method, v_init, method != "lp", t, rtol, atol, solver)

@@ -1,0 +1,156 @@
+"""Command line of the theory simulator: `python -m theory verify`.
+
+Runs every registered claim check (C1-C8 from theory.claims, C9-C12 from theory.deep_claims) on
+random problems and prints one row per claim. Exit status 1 when a statement the paper proves fails
+(C1, C2, C6 with perfect features: numbers["proven_violations"] > 0), 2 on bad arguments, else 0.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterable
+
+from tqdm import tqdm
+
+from theory.verdict import CLAIM_CHECKS, ClaimResult
+
+#: modules that register checks; a missing optional one shows its claims as not built.
+CHECK_MODULES = {"theory.claims": (), "theory.deep_claims": ("C9", "C10", "C11", "C12")}
+
+
+def load_checks() -> list[str]:
+    """Import the check modules; return the claim ids whose module is not built yet."""
+    missing = []
+    for name, claims in CHECK_MODULES.items():
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name or not claims:
+                raise
+            missing.extend(claims)
+    return missing
+
+
+def _claim_key(claim: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in claim if ch.isdigit())
+    return (int(digits) if digits else 10 ** 6, claim)
+
+
+def _fmt(x: object) -> str:
+    if isinstance(x, float):
+        return f"{x:.3g}"
+    return str(x)
+
+
+def format_table(results: list[ClaimResult]) -> str:
+    """One row per claim: claim, instances, violations, worst margin, verdict, numbers."""
+    head = f"{'claim':<6}{'inst':>6}{'viol':>6}{'worst margin':>14}  {'verdict':<8} numbers"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        nums = ", ".join(f"{k}={_fmt(v)}" for k, v in r.numbers.items())
+        margin = "-" if r.worst_margin is None else f"{r.worst_margin:.3g}"
+        lines.append(f"{r.claim:<6}{r.instances:>6}{r.violations:>6}{margin:>14}  {r.verdict:<8} {nums}")
+        if r.detail:
+            lines.append(f"{'':<40}{r.detail}")
+    return "\n".join(lines)
+
+
+def write_json_atomic(path: str, payload: object) -> None:
+    """Write JSON to `path` via a temporary file in the same folder and an atomic rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, default=float)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def run_claims(claims: list[str], instances: int, seed: int, workers: int) -> list[ClaimResult]:
+    """Run the checks; checks that take `map_fn` spread their instances over a process pool."""
+    parallel = [c for c in claims if "map_fn" in inspect.signature(CLAIM_CHECKS[c]).parameters]
+    bar = tqdm(total=len(parallel) * instances + len(claims) - len(parallel), desc="claims", unit="inst",
+               file=sys.stderr)
+    results = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        def map_fn(fn: Callable[[int], dict], items: Iterable[int]) -> Iterable[dict]:
+            items = list(items)
+            for out in pool.map(fn, items, chunksize=max(1, len(items) // (8 * workers))):
+                bar.update(1)
+                yield out
+
+        for claim in claims:
+            bar.set_postfix_str(claim)
+            check = CLAIM_CHECKS[claim]
+            if claim in parallel:
+                results.append(check(instances, seed, map_fn=map_fn))
+            else:
+                results.append(check(instances, seed))
+                bar.update(1)
+    bar.close()
+    return results
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m theory", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="run the claim checks and print a verdict table",
+                       description="Run claim checks on random linear-network problems. Each claim draws "
+                                   "`--instances` problems reproducibly from `--seed`; the table lists "
+                                   "violations, the worst margin (negative = violated) and the numbers "
+                                   "behind each verdict (pass / fail / vacuous / missing). Exit status 1 "
+                                   "when a proven statement fails (C1, C2, C6 with perfect features).")
+    v.add_argument("--instances", type=int, default=200, help="random problems per claim (default 200)")
+    v.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    v.add_argument("--claims", default=None,
+                   help="comma-separated claim ids, e.g. C1,C3 (default: every registered claim)")
+    v.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
+    v.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes for the instances (default: min(2, cpus))")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.instances < 1 or args.workers < 1:
+        parser.error("--instances and --workers must be >= 1")
+    missing = load_checks()
+    known = sorted(set(CLAIM_CHECKS) | set(missing), key=_claim_key)
+    wanted = known if args.claims is None else [c.strip().upper() for c in args.claims.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in known]
+    if unknown or not wanted:
+        parser.error(f"unknown claim(s) {unknown or args.claims!r}; known: {', '.join(known)}")
+    start = time.perf_counter()
+    runnable = [c for c in wanted if c in CLAIM_CHECKS]
+    by_id = {r.claim: r for r in run_claims(runnable, args.instances, args.seed, args.workers)}
+    for c in wanted:
+        by_id.setdefault(c, ClaimResult(c, "missing", detail="check not built yet (theory.deep_claims absent)"))
+    results = [by_id[c] for c in wanted]
+    elapsed = time.perf_counter() - start
+    print(format_table(results))
+    print(f"\n{len(results)} claims, {args.instances} instances each, seed {args.seed}, "
+          f"{args.workers} workers: {elapsed:.1f} s")
+    if args.json:
+        write_json_atomic(args.json, {"instances": args.instances, "seed": args.seed, "seconds": elapsed,
+                                      "results": [r.to_dict() for r in results]})
+    proven = [r.claim for r in results if (r.numbers.get("proven_violations") or 0) > 0]
+    if proven:
+        print(f"PROVEN STATEMENT FAILED: {', '.join(proven)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Quantities in the statements of Kumar et al. (ICLR 2022, arXiv 2202.10054), Sec. 3.
+
+principal angles between rowspace(B0) and S_perp, the head alignment error phi, the feature error
+eps (re-exported from `theory.problem`, where problems measure it), the FT lower bound of
+Thm 3.2/3.3 and the LP/FT OOD ratio of Thm 3.4/3.5.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from theory.problem import Problem, feature_error, procrustes_rotation
+
+__all__ = ["cos_max_angle", "feature_error", "head_alignment_error", "ft_lower_bound", "lp_ft_ood_ratio",
+           "distance_to_row_space"]
+
+
+def cos_max_angle(B0: np.ndarray, S_basis: np.ndarray) -> float:
+    """cos theta_max(R0, S_perp) = sigma_k(E^T F) (theory-facts, used by Thm 3.2/3.3).
+
+    E, F: orthonormal bases of R0 = rowspace(B0) (dim k) and S_perp. Computed without forming F:
+    E^T F F^T E = I - E^T Q Q^T E for Q a basis of S, so sigma_k(E^T F)^2 = 1 - ||E^T Q||_2^2.
+    Requires dim S_perp >= k (else the smallest of k singular values is 0 by convention here).
+    """
+    d, m = S_basis.shape
+    E = np.linalg.qr(B0.T)[0]
+    if d - m < E.shape[1]:
+        return 0.0
+    top = np.linalg.norm(E.T @ S_basis, 2) if m else 0.0
+    return float(np.sqrt(max(0.0, 1.0 - top ** 2)))
+
+
+def head_alignment_error(v0: np.ndarray, v_star: np.ndarray, B0: np.ndarray, B_star: np.ndarray) -> float:
+    """phi = sqrt(|(v0^T v*)^2 - (v*^T v*)^2|), with v* in the frame aligned with B0.
+
+    (v*, B*) is defined up to a rotation U: we take U = argmin ||B0 - U B*|| (Procrustes) and
+    use U v*, so phi measures the head's misalignment in the coordinates B0 actually uses.
+    """
+    v_al = procrustes_rotation(B0, B_star) @ v_star
+    return float(np.sqrt(abs((v0 @ v_al) ** 2 - (v_star @ v_star) ** 2)))
+
+
+def ft_lower_bound(problem: Problem, v0: np.ndarray | None = None, sigma_factor: bool = True) -> float:
+    """Lower bound on sqrt(L_ood(v_ft(t), B_ft(t))) for every t >= 0 (Thm 3.2/3.3).
+
+        c * ( cos theta_max(R0, S_perp) / sqrt(k) * min(phi, phi^2 / ||w*||) / (1 + ||w*||)^2 - eps ),
+
+    c = sqrt(sigma_min(Sigma)) when `sigma_factor` (needed to pass from the theorem's ||e||^2 to
+    e^T Sigma e; this factor is our reconstruction, unverified against the paper), else c = 1.
+    Negative values are vacuous. v0 defaults to problem.v0 (FT's head init).
+    """
+    v0 = problem.v0 if v0 is None else v0
+    w = float(np.linalg.norm(problem.w_star))
+    phi = head_alignment_error(v0, problem.v_star, problem.B0, problem.B_star)
+    core = (cos_max_angle(problem.B0, problem.S_basis) / np.sqrt(problem.k)
+            * min(phi, phi ** 2 / w) / (1.0 + w) ** 2 - problem.eps)
+    c = float(np.sqrt(np.linalg.eigvalsh(problem.Sigma)[0])) if sigma_factor else 1.0
+    return c * core
+
+
+def lp_ft_ood_ratio(lp_ood: float, ft_ood: float) -> float:
+    """L_ood(v_lp(inf), B0) / L_ood(v_ft(t), B_ft(t)); Thm 3.4/3.5: -> 0 in probability as eps -> 0."""
+    if ft_ood <= 0.0:
+        raise ValueError(f"FT's OOD loss must be positive for the ratio, got {ft_ood}")
+    return lp_ood / ft_ood
+
+
+def distance_to_row_space(w: np.ndarray, B0: np.ndarray) -> float:
+    """||(I - B0^T B0) w||: how far w* is from rowspace(B0) (the premise of Prop 3.1; B0 orthonormal rows)."""
+    return float(np.linalg.norm(w - B0.T @ (B0 @ w)))
