@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from .registry import CorruptImageError, DatasetInfo, DatasetLayoutError
+from .registry import CorruptImageError, DatasetInfo
 from .transforms import Transform
 
 

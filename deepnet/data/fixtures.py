@@ -1,8 +1,9 @@
 """Tiny fixture trees in each real benchmark's on-disk layout, for tests and smoke runs.
 
 ``make_fixture(name, root)`` writes random-noise images (deterministic per name) in exactly the
-layout the loader for ``name`` reads, with ``n_per_class`` images per class in every split, and
-returns the directory to pass to ``build_splits`` as the data root.
+layout the loader for ``name`` reads, with ``n_per_class`` (or a small multiple, where a loader
+holds out ``id_val`` or the layout has decoy rows) images per class in every split, and returns the
+directory to pass to ``build_splits`` as the data root. The offline benchmarks need no fixture.
 """
 from __future__ import annotations
 

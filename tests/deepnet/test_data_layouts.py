@@ -91,9 +91,10 @@ def test_waterbirds_missing_image_names_file(tmp_path):
         splits["ood_test"][len(splits["ood_test"]) - 1]
 
 
-def test_corrupt_image_names_file(tmp_path):
-    root = make_fixture("waterbirds", tmp_path)
-    splits = build_splits("waterbirds", root, PRE)
+@pytest.mark.parametrize("name", ["waterbirds", "camelyon", "fmow"])  # JPEG, PNG, PNG
+def test_corrupt_image_names_file(tmp_path, name):
+    root = make_fixture(name, tmp_path, n_per_class=1)
+    splits = build_splits(name, root, PRE)
     victim = splits["train"].files[0]
     victim.write_bytes(victim.read_bytes()[:40])  # truncated file
     with pytest.raises(CorruptImageError, match=victim.name):
@@ -150,6 +151,15 @@ def test_fmow_time_and_region_splits(tmp_path):
     assert [int(p.stem.split("_")[-1]) for p in splits["ood_test"].files] == list(range(4 * 62, 5 * 62))
     assert np.bincount(_labels(splits["id_test"])).tolist() == [1] * 62
     _check_items(splits, 62)
+
+
+def test_fmow_missing_images_folder(tmp_path):
+    import shutil
+
+    root = make_fixture("fmow", tmp_path, n_per_class=1)
+    shutil.rmtree(root / "images")
+    with pytest.raises(DatasetLayoutError, match=r"rgb_img_0\.png"):
+        build_splits("fmow", root, PRE)
 
 
 def test_fmow_unknown_category(tmp_path):
