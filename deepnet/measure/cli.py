@@ -50,7 +50,11 @@ def run_memory(args: argparse.Namespace) -> None:
     from deepnet.models import create_model
 
     device = _device(args.device, meta_fallback=True)
-    kw = {"backend": args.backend} if args.backend else {}
+    kw: dict[str, Any] = {"backend": args.backend} if args.backend else {}
+    if args.image_size:
+        kw["img_size"] = args.image_size
+    if device.type == "meta":
+        kw["device"] = "meta"  # the paper's models build shapes only; other devices build on CPU and move
     rows = []
     print(f"device {device}; batch {args.batch_size}; fp32; GiB = 2**30 bytes")
     print(f"{'model':18} {'method':30} {'trainable':>12} {'B/param':>8} {'static':>8} {'activ.':>8} "
@@ -58,8 +62,8 @@ def run_memory(args: argparse.Namespace) -> None:
     for name in args.models:
         per_model = []
         for method in args.methods:
-            bundle = create_model(name, num_classes=args.num_classes, pretrained=False, device=device,
-                                  img_size=args.image_size, **kw)
+            bundle = create_model(name, num_classes=args.num_classes, pretrained=False, **kw)
+            bundle.model.to(device)
             h, w = bundle.preprocess.input_size
             x = torch.randn(args.batch_size, 3, h, w, device=device)
             y = torch.zeros(args.batch_size, dtype=torch.long, device=device)
@@ -89,8 +93,8 @@ def run_grad_norms(args: argparse.Namespace) -> None:
     device = _device(args.device, meta_fallback=False)
     torch.manual_seed(args.seed)
     info = dataset_info(args.dataset)
-    bundle = create_model(args.model, num_classes=info.num_classes, pretrained=not args.no_pretrained,
-                          img_size=args.image_size)
+    kw = {"img_size": args.image_size} if args.image_size else {}
+    bundle = create_model(args.model, num_classes=info.num_classes, pretrained=not args.no_pretrained, **kw)
     if args.method:
         get_method(args.method).apply_freezing(bundle.model, bundle.layer_map)
     model = bundle.model.to(device)

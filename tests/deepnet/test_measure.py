@@ -156,3 +156,19 @@ def test_distortion_of_a_shifted_linear_backbone_by_hand():
     stats = feature_distortion(model_0, model_ft, {"ood": [(x,)]})["ood"]
     assert stats.mean == pytest.approx(5.0, rel=1e-6) and stats.std == pytest.approx(0.0, abs=1e-6)
     assert stats.relative_mean == pytest.approx(float((5.0 / norm_0).mean()), rel=1e-6)
+
+
+def test_memory_cli_prints_and_writes_the_table(tmp_path, capsys):
+    from deepnet.measure.cli import main
+    from deepnet.results import read_json
+
+    out = tmp_path / "mem.json"
+    main(["memory", "--models", "small_vit", "--methods", "sgd", "adamw", "--device", "cpu",
+          "--batch-size", "2", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "small_vit" in text and "adamw" in text
+    rows = read_json(out)["rows"]
+    assert [r["method"] for r in rows] == ["sgd", "adamw"]
+    assert [r["bytes_per_trainable_param"] for r in rows] == [12.0, 16.0]
+    assert rows[1]["adamw_over_this"] == 1.0 and rows[0]["adamw_over_this"] > 1.0
+    assert all(r["saved_activation_bytes"] > 0 for r in rows)
