@@ -56,6 +56,7 @@ class PretrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     data_root: str | None = None
+    test_images: int | None = None     # None -> all 10k Fashion-MNIST test images (smaller: smoke runs)
 
     def resolved(self) -> "PretrainConfig":
         if self.arch not in ARCHS:
@@ -123,7 +124,8 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> tuple[dict[str, torc
     (tr_img, tr_lab), (te_img, te_lab) = load_fashion_mnist(cfg.data_root)
     idx = balanced_subset(tr_lab, cfg.train_images, cfg.seed)
     x_tr, y_tr = to_input(tr_img[idx]), torch.from_numpy(tr_lab[idx].astype(np.int64))
-    x_te, y_te = to_input(te_img), torch.from_numpy(te_lab.astype(np.int64))
+    n_test = cfg.test_images or len(te_img)
+    x_te, y_te = to_input(te_img[:n_test]), torch.from_numpy(te_lab[:n_test].astype(np.int64))
     model = build(cfg.arch, num_classes=10, checkpoint=None).model
     opt = make_optimizer(cfg, model.parameters())
     steps_per_epoch = math.ceil(len(x_tr) / cfg.batch_size)
@@ -156,13 +158,13 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> tuple[dict[str, torc
             loss_sum += loss.item() * len(b)
             correct += int((logits.argmax(1) == yb).sum())
         entry = {"epoch": epoch, "train_loss": loss_sum / len(x_tr), "train_acc": correct / len(x_tr),
-                 "test_acc_first2k": accuracy(model, x_te[:2000], y_te[:2000]),
+                 "test_acc_first2k": accuracy(model, x_te[:2000], y_te[:2000]),  # cheap progress signal
                  "time_s": round(time.time() - start, 1)}
         log.append(entry)
         if progress:
             print(json.dumps(entry), flush=True)
     record = {"arch": cfg.arch, "optimizer": cfg.optimizer, "config": asdict(cfg), "log": log,
-              "test_acc": accuracy(model, x_te, y_te), "params": sum(p.numel() for p in model.backbone.parameters()),
+              "test_acc": accuracy(model, x_te, y_te), "test_images": n_test, "params": sum(p.numel() for p in model.backbone.parameters()),
               "commit": git_commit(), "torch": torch.__version__, "threads": torch.get_num_threads()}
     return model.backbone.state_dict(), record
 

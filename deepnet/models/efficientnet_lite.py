@@ -92,14 +92,18 @@ def layer_map(model: Classifier) -> LayerMap:
 
 
 @MODELS.register("effnet_lite0")
-def effnet_lite0(num_classes: int, pretrained: bool = True, img_size: int | None = None) -> ModelBundle:
+def effnet_lite0(num_classes: int, pretrained: bool = True, img_size: int | None = None,
+                 device: str | torch.device | None = None) -> ModelBundle:
     """EfficientNet-Lite0 (4.7M params incl. ImageNet head) with a fresh ``num_classes`` head.
 
     The net is fully convolutional: ``img_size`` only changes the preprocessing's input size.
+    ``device`` moves the model (e.g. ``"meta"`` for memory accounting).
     """
     preprocess = PREPROCESS if img_size is None else replace(PREPROCESS, input_size=(img_size, img_size))
     backbone = imagenet_model(pretrained)
     backbone.reset_classifier(0)
     model = Classifier(backbone, FEATURE_DIM, num_classes)
+    if device is not None:
+        model.to(device)
     return ModelBundle(name="effnet_lite0", model=model, layer_map=layer_map(model),
                        preprocess=preprocess, feature_dim=FEATURE_DIM)

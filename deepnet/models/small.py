@@ -150,11 +150,11 @@ def load_checkpoint(name: str) -> tuple[str, dict[str, torch.Tensor]]:
 
 
 def build(arch: str, num_classes: int, checkpoint: str | None, name: str | None = None,
-          img_size: int | None = None) -> ModelBundle:
+          img_size: int | None = None, device: str | torch.device | None = None) -> ModelBundle:
     """Backbone of ``arch`` (random, or the shipped ``checkpoint``) with a fresh ``num_classes`` head.
 
     ``img_size`` other than 28 is refused for the ViT (its position embedding is for 7x7 patches);
-    the ResNet is convolutional and takes any size.
+    the ResNet is convolutional and takes any size. ``device`` moves the model (e.g. ``"meta"``).
     """
     if arch not in ARCHS:
         raise KeyError(f"unknown small architecture {arch!r}; known: {sorted(ARCHS)}")
@@ -169,25 +169,29 @@ def build(arch: str, num_classes: int, checkpoint: str | None, name: str | None 
             raise ValueError(f"checkpoint {checkpoint!r} is a {ckpt_arch}, not a {arch}")
         backbone.load_state_dict(state)
     model = Classifier(backbone, backbone.num_features, num_classes)
+    if device is not None:
+        model.to(device)
     return ModelBundle(name=name or arch, model=model, layer_map=make_map(model), preprocess=preprocess,
                        feature_dim=backbone.num_features)
 
 
 def _arch_factory(arch: str) -> Callable[..., ModelBundle]:
     def factory(num_classes: int, pretrained: bool = True, checkpoint: str | None = None,
-                img_size: int | None = None) -> ModelBundle:
+                img_size: int | None = None, device: str | torch.device | None = None) -> ModelBundle:
         """``pretrained=True`` needs ``checkpoint=`` (one of the shipped ones for this architecture)."""
         if pretrained and checkpoint is None:
             raise ValueError(f"{arch} with pretrained=True needs checkpoint=NAME, e.g. {arch}_fmnist_adamw; "
                              f"or use the registered model {arch}_fmnist_sgd / {arch}_fmnist_adamw")
-        return build(arch, num_classes, checkpoint if pretrained else None, img_size=img_size)
+        return build(arch, num_classes, checkpoint if pretrained else None, img_size=img_size, device=device)
 
     return factory
 
 
 def _checkpoint_factory(arch: str, checkpoint: str) -> Callable[..., ModelBundle]:
-    def factory(num_classes: int, pretrained: bool = True, img_size: int | None = None) -> ModelBundle:
-        return build(arch, num_classes, checkpoint if pretrained else None, name=checkpoint, img_size=img_size)
+    def factory(num_classes: int, pretrained: bool = True, img_size: int | None = None,
+                device: str | torch.device | None = None) -> ModelBundle:
+        return build(arch, num_classes, checkpoint if pretrained else None, name=checkpoint, img_size=img_size,
+                     device=device)
 
     return factory
 
