@@ -37,7 +37,8 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="examples per optimizer step, over all GPUs (default 32)")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step (default 1)")
     p.add_argument("--weight-decay", type=float, default=None, help="default: the method's (SGD 0, AdamW 0.01)")
-    p.add_argument("--data-root", default=None, help="dataset directory in the layout the dataset documents")
+    p.add_argument("--data-root", default=None, help="dataset directory in the layout the dataset documents, or a parent "
+                   "directory holding one directory per dataset name")
     p.add_argument("--no-pretrained", action="store_true", help="random weights (offline; also DEEPNET_OFFLINE=1)")
     p.add_argument("--image-size", type=int, default=None, help="override the model's input size (square)")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU (bf16, else fp16)")

@@ -63,6 +63,18 @@ class RunInputs:
     probe_train: Callable[[], Dataset]
 
 
+def resolve_data_root(data_root: str | None, dataset: str) -> str | None:
+    """``data_root`` itself, or ``data_root/<dataset>`` when that directory exists.
+
+    So one root holding a directory per dataset (``/data/waterbirds``, ``/data/fmow``, ...) serves a
+    whole multi-dataset sweep, and a dataset's own directory still works as before.
+    """
+    if data_root is None:
+        return None
+    nested = Path(data_root).expanduser() / dataset
+    return str(nested) if nested.is_dir() else data_root
+
+
 def build_inputs(cfg: RunConfig) -> RunInputs:
     """Create the model and dataset splits named by ``cfg`` from the models and data registries."""
     from deepnet.data import build_splits, dataset_info
@@ -77,7 +89,8 @@ def build_inputs(cfg: RunConfig) -> RunInputs:
     preprocess = bundle.preprocess
     if cfg.image_size:
         preprocess = dataclasses.replace(preprocess, input_size=(cfg.image_size, cfg.image_size))
-    splits = build_splits(cfg.dataset, cfg.data_root, preprocess, train_augment=True)
+    root = resolve_data_root(cfg.data_root, cfg.dataset)
+    splits = build_splits(cfg.dataset, root, preprocess, train_augment=True)
     return RunInputs(
         bundle=bundle,
         splits=splits,
@@ -85,7 +98,7 @@ def build_inputs(cfg: RunConfig) -> RunInputs:
         num_classes=info.num_classes,
         epochs=info.epochs,
         metric=info.metric,
-        probe_train=lambda: build_splits(cfg.dataset, cfg.data_root, preprocess, train_augment=False)["train"],
+        probe_train=lambda: build_splits(cfg.dataset, root, preprocess, train_augment=False)["train"],
     )
 
 

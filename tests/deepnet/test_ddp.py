@@ -60,8 +60,8 @@ def test_two_process_gloo_run_matches_single_process(tmp_path):
         assert torch.equal(ranks[0][name], ranks[1][name]), f"ranks differ in {name}"
         # reduction order differs (two half-batch means averaged vs one mean): float32 rounding only
         torch.testing.assert_close(ranks[0][name], ref[name], rtol=1e-4, atol=1e-5, msg=name)
-    assert torch.equal(init["head.weight"], ranks[0]["head.weight"]) is False, "training did not move the head"
-    assert torch.equal(init["backbone.cls_token"], ref["backbone.cls_token"]) is False
+    assert not torch.equal(init["head.weight"], ref["head.weight"]), "training did not move the head"
+    assert not torch.equal(init["backbone.cls_token"], ref["backbone.cls_token"])
     from deepnet.results import read_json
 
     ddp = read_json(tmp_path / "ddp" / RESULT)

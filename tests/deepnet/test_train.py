@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,7 +33,8 @@ def _cfg(root: str, **kw) -> RunConfig:
 def test_cli_run_writes_the_contract_record_and_a_rerun_returns_it(waterbirds_root, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "--model", "small_vit", "--dataset", "waterbirds", "--method", "sgd_freeze_embed",
-            "--lr", "0.01", "--data-root", waterbirds_root, "--no-pretrained", "--epochs", "2",
+            "--lr", "0.01", "--data-root", str(Path(waterbirds_root).parent),  # parent of waterbirds/
+            "--no-pretrained", "--epochs", "2",
             "--batch-size", "4", "--num-workers", "0", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     record = read_json(out / RESULT)
@@ -97,6 +99,15 @@ def test_linear_probe_run_records_its_stage(waterbirds_root, tmp_path):
 def test_bad_batch_split_is_a_clear_error(waterbirds_root, tmp_path):
     with pytest.raises(ValueError, match="divisible by grad_accum"):
         train(_cfg(waterbirds_root, batch_size=5, grad_accum=2), tmp_path / "run", progress=False)
+
+
+def test_data_root_may_hold_one_directory_per_dataset(tmp_path):
+    from deepnet.train import resolve_data_root
+
+    (tmp_path / "waterbirds").mkdir()
+    assert resolve_data_root(str(tmp_path), "waterbirds") == str(tmp_path / "waterbirds")
+    assert resolve_data_root(str(tmp_path), "fmow") == str(tmp_path)
+    assert resolve_data_root(None, "fmow") is None
 
 
 def test_worst_group_accuracy_from_counts():
