@@ -68,6 +68,10 @@ def time_grid(t_max: float, n_times: int) -> np.ndarray:
     """0 followed by a geometric grid on [1e-6 t_max, t_max]: resolves early transients and the tail."""
     if n_times < 2:
         raise ValueError(f"n_times must be >= 2, got {n_times}")
+    if not (t_max > 0 and np.isfinite(t_max)):
+        raise ValueError(f"t_max must be finite and > 0, got {t_max}")
+    if n_times == 2:
+        return np.array([0.0, t_max])
     return np.concatenate([[0.0], np.geomspace(1e-6 * t_max, t_max, n_times - 1)])
 
 

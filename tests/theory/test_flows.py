@@ -92,3 +92,10 @@ def test_bad_arguments_rejected():
         simulate(p, "ft", rtol=1e-6)
     with pytest.raises(ValueError, match="v_init"):
         simulate(p, "ft", v_init=np.array([np.nan, 0.0]))
+
+
+@pytest.mark.parametrize("n_times", [2, 3, 50])
+def test_time_grid_ends_at_t_max(n_times):
+    from theory.flows import time_grid
+    t = time_grid(2.5, n_times)
+    assert t[0] == 0.0 and t[-1] == 2.5 and len(t) == n_times and np.all(np.diff(t) > 0)
