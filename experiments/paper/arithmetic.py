@@ -103,7 +103,8 @@ def _stated_spec() -> dict[str, Any]:
         return tomllib.load(f)
 
 
-def _selector_mean(sel: dict[str, Any]) -> float:
+def selector_mean(sel: dict[str, Any]) -> float:
+    """Mean of the cells a selector picks: ``{table = id, <key> = value..., columns = [...]}``."""
     sel = dict(sel)
     table = load_table(sel.pop("table"))
     columns = sel.pop("columns", None)
@@ -127,7 +128,7 @@ def stated_value(entry: dict[str, Any]) -> tuple[float, float, float]:
     """(recomputed value, lowest, highest) of one ``[[stated]]`` text number from the cells."""
     fn = STATS[entry["stat"]]
     n_args = fn.__code__.co_argcount
-    values = [_selector_mean(entry[name]) for name in "abc"[:n_args]]
+    values = [selector_mean(entry[name]) for name in "abc"[:n_args]]
     lo, hi = _interval(fn, values, [CELL_HALF_WIDTH] * n_args)
     return fn(*values), lo, hi
 

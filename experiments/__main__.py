@@ -1,0 +1,123 @@
+"""Command line: ``python -m experiments report`` (the claims ledger) and ``python -m experiments main``
+(the main job: theory verification, a small real deep-net comparison on offline data, the report
+and the figures, all into one output folder; re-running resumes the sweep)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+SPEC_DIR = Path(__file__).resolve().parent / "specs"
+DEFAULT_SPEC = SPEC_DIR / "main_default.toml"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _stage(name: str) -> None:
+    print(f"\n=== {name} ===", flush=True)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from experiments.ledger import build_ledger
+    from experiments.report import console_details, console_table, write_reports
+
+    results = args.results or [RESULTS_DIR]
+    rows = build_ledger(results, instances=args.instances, claims=args.claims, progress=True)
+    print(console_table(rows))
+    if args.details:
+        print(console_details(rows))
+    paths = write_reports(rows, Path(args.out), header=f"Results read from: {', '.join(map(str, results))}")
+    print(f"\nwrote {paths['markdown']} and {paths['json']}")
+    return 0
+
+
+def run_sweep_stage(spec_path: Path, root: Path, quick: bool) -> str:
+    """Run (or resume) the deep-net sweep; returns a one-line status."""
+    try:
+        from deepnet.sweep import load_spec
+        from deepnet.sweep.launchers import run_sweep
+    except ImportError as err:
+        return f"missing: the sweep engine is not importable ({err})"
+    spec = load_spec(spec_path)
+    overrides = {"max_train_steps": 10} if quick else {}
+    report = run_sweep(spec.expand(overrides), root, progress=True)
+    return report.summary()
+
+
+def cmd_main(args: argparse.Namespace) -> int:
+    from experiments.ledger import build_ledger
+    from experiments.report import console_table, write_atomic, write_reports
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    instances = 1 if args.quick else args.instances
+    status = {}
+
+    _stage(f"1/4 deep-net comparison on offline data ({args.spec.name})")
+    sweep_root = out / "sweep"
+    try:
+        status["sweep"] = run_sweep_stage(args.spec, sweep_root, args.quick)
+    except Exception as err:  # one broken stage must not hide the others' results
+        status["sweep"] = f"failed: {type(err).__name__}: {err}"
+    print(status["sweep"])
+
+    _stage(f"2/4 theory verification ({instances} instances per claim) + claims ledger")
+    results = [RESULTS_DIR, sweep_root]
+    rows = build_ledger(results, instances=instances, progress=True)
+    print(console_table(rows))
+
+    _stage("3/4 report")
+    header = (f"Main job: theory checks with {instances} instances per claim; our runs from "
+              f"experiments/results/ and this job's sweep ({args.spec.name}: {status['sweep'].splitlines()[0]}).")
+    paths = write_reports(rows, out, header=header)
+    print(f"wrote {paths['markdown']}, {paths['json']}")
+
+    _stage("4/4 figures and tables")
+    try:
+        from paper_figs.build import build_figures
+
+        made = build_figures(None, out / "figures", results=[r / "results.jsonl" if r == sweep_root else r for r in results])
+        status["figures"] = f"{len(made)} files in {out / 'figures'}"
+    except Exception as err:
+        status["figures"] = f"failed: {type(err).__name__}: {err}"
+    print(status["figures"])
+
+    summary = "\n".join(f"{k}: {v}" for k, v in status.items()) + f"\ntotal time: {time.time() - t0:.0f} s\n"
+    write_atomic(out / "main_status.txt", summary)
+    print(f"\n{summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rep = sub.add_parser("report", help="print the claims ledger (theory / paper / ours per claim) and write it as markdown + JSON",
+                         description="For every claim C1-C13: run its theory check, evaluate the paper's numbers, and "
+                                     "compare our result records. A link not built yet shows as 'missing'.")
+    rep.add_argument("--results", nargs="*", type=Path, help="results files or folders (default: experiments/results)")
+    rep.add_argument("--instances", type=int, default=None, help="random problems per theory check (default: each claim spec's)")
+    rep.add_argument("--claims", nargs="*", help="only these claims, e.g. C4 C10")
+    rep.add_argument("--details", action="store_true", help="also print the numbers behind every verdict")
+    rep.add_argument("--out", default="out/report", help="folder for ledger.md and ledger.json (default: out/report)")
+    rep.set_defaults(func=cmd_report)
+
+    main = sub.add_parser("main", help="the main job: offline deep-net sweep, theory checks, report, figures",
+                          description="Runs, into --out: a small real deep-net sweep on offline data (resumes if re-run), "
+                                      "the theory checks, the claims ledger (ledger.md / ledger.json) and the figures.")
+    main.add_argument("--out", default="out/main", help="output folder (default: out/main)")
+    main.add_argument("--quick", action="store_true", help="1 theory instance per claim and 10 optimizer steps per run")
+    main.add_argument("--instances", type=int, default=3, help="random problems per theory check (default: 3)")
+    main.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="sweep spec for the deep-net stage (default: experiments/specs/main_default.toml)")
+    main.set_defaults(func=cmd_main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

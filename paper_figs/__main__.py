@@ -1,0 +1,25 @@
+"""``python -m paper_figs [FIG ...] --out DIR [--results PATH ...]``: regenerate the papers' figures and
+tables from the digitized paper numbers and, beside them, from our result records."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from paper_figs.build import FIGURES, build_figures
+
+    parser = argparse.ArgumentParser(prog="python -m paper_figs", description=__doc__)
+    parser.add_argument("figures", nargs="*", help=f"figures to make (default: all): {', '.join(FIGURES.names())}")
+    parser.add_argument("--out", default="out/figures", help="output folder (default: out/figures)")
+    parser.add_argument("--results", nargs="*", default=["experiments/results"],
+                        help="our result records (.jsonl files or folders; default: experiments/results)")
+    args = parser.parse_args(argv)
+    for path in build_figures(args.figures or None, Path(args.out), results=args.results):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""SGD paper Figs. 2-8: layer gradient norms at the pretrained initialization (eq. 3.1).
+
+The paper's per-layer values exist only as images, so they are not digitizable; the only numbers
+its text gives are Fig. 5's caption (embedding vs other layers after dividing by sqrt(#params):
+about 2-3x for SGD-pretrained, over 10x for AdamW-pretrained ResNets), plotted as the paper panel.
+Our panels plot ``grad_norms*.jsonl`` records measured by ``deepnet.measure.grad_norms``
+(embedding = red squares, middle = black circles, head = green triangles, as in the paper).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from experiments.paper.tables import load_table
+from paper_figs import style
+from paper_figs.ours import grad_norm_records
+
+NORMALIZATIONS = {"raw": "grad_norm", "param_norm": "grad_over_param_norm", "sqrt_numel": "grad_over_sqrt_numel"}
+
+
+def _paper_panel(ax) -> None:
+    table = load_table("sgd:fig5_text")
+    for x, pre in enumerate(("sgd", "adamw")):
+        row = table.row(pretrain=pre)
+        lo = row["ratio_low"]
+        hi = row["ratio_high"] if row["ratio_high"] is not None else lo
+        ax.bar(x, hi, color=style.color("sgd" if pre == "sgd" else "adamw"), alpha=0.4)
+        ax.bar(x, lo, color=style.color("sgd" if pre == "sgd" else "adamw"))
+        ax.text(x, hi, f"{lo:g}-{hi:g}x" if hi != lo else f">{lo:g}x", ha="center", va="bottom")
+    ax.set_xticks([0, 1], ["SGD-pretrained", "AdamW-pretrained"])
+    ax.set_ylabel("embed / other layers")
+    ax.set_title("paper (Fig. 5 caption), BiT-R50")
+
+
+def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
+    key = NORMALIZATIONS[normalization]
+    records = grad_norm_records(results)
+    fig, axes = style.plt.subplots(1, 1 + len(records), figsize=(4 + 3.5 * len(records), 3.2), squeeze=False)
+    _paper_panel(axes[0][0])
+    for ax, rec in zip(axes[0][1:], records):
+        groups = [g for g in rec["groups"] if normalization == "raw" or g["kind"] != "head"]
+        for i, g in enumerate(groups):
+            marker, col = style.KIND_STYLE[g["kind"]]
+            ax.scatter(i, g[key], marker=marker, color=col, s=18)
+        ax.set_yscale("log")
+        ax.set_xlabel("layer (bottom -> top)")
+        ax.set_ylabel(key)
+        ax.set_title(f"ours: {rec['model']} on {rec['dataset']}")
+    return [style.save(fig, out_dir / f"grad_norms_{normalization}.png")]

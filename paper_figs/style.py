@@ -1,0 +1,44 @@
+"""One shared look for every figure: method colours and labels, the Agg backend, atomic saving."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+METHOD_LABELS = {
+    "sgd": "SGD", "adamw": "AdamW", "sgd_freeze_embed": "SGD (freeze-embed)",
+    "sgd_freeze_embed_no_momentum": "SGD (FE, no mom.)", "adamw_freeze_embed": "AdamW (freeze-embed)",
+    "lp": "LP", "ft": "FT", "lp_ft": "LP-FT", "scratch": "Scratch",
+}
+METHOD_COLORS = {
+    "sgd": "#7f7f7f", "ft": "#7f7f7f", "adamw": "#1f77b4", "sgd_freeze_embed": "#d62728",
+    "sgd_freeze_embed_no_momentum": "#ff9896", "adamw_freeze_embed": "#aec7e8", "lp": "#2ca02c",
+    "lp_ft": "#9467bd", "scratch": "#bcbd22",
+}
+KIND_STYLE = {"embed": ("s", "red"), "middle": ("o", "black"), "head": ("^", "green")}  # SGD paper Fig. 2
+
+plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+
+
+def label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def color(method: str) -> str:
+    return METHOD_COLORS.get(method, "#17becf")
+
+
+def save(fig, path: Path) -> Path:
+    """Save `fig` as PNG atomically (temp file + rename) and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
