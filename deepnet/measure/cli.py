@@ -8,6 +8,7 @@ pretrained init (LP-FT paper). Each writes its figures as JSON with ``--out``.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from typing import Any
 
@@ -138,9 +139,8 @@ def run_distortion(args: argparse.Namespace) -> None:
     eval_splits = {s: inputs.splits[s] for s in splits}
     results = []
     for run_dir, cfg, state in zip(args.runs, configs, states):
-        tuned = build_inputs(first).bundle.model
+        tuned = copy.deepcopy(model_0)
         tuned.load_state_dict(state)
-        tuned.to(device)
         loaders = {s: _on(device, _limit(_loader(d, args.batch_size, args.num_workers, 0, shuffle=False), args.batches))
                    for s, d in eval_splits.items()}
         stats = feature_distortion(model_0, tuned, loaders, progress=True)

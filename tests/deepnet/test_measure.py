@@ -172,3 +172,35 @@ def test_memory_cli_prints_and_writes_the_table(tmp_path, capsys):
     assert [r["bytes_per_trainable_param"] for r in rows] == [12.0, 16.0]
     assert rows[1]["adamw_over_this"] == 1.0 and rows[0]["adamw_over_this"] > 1.0
     assert all(r["saved_activation_bytes"] > 0 for r in rows)
+
+
+def test_distortion_cli_compares_run_checkpoints_with_the_pretrained_init(tmp_path, capsys, monkeypatch):
+    """Two hand-made run checkpoints of effnet_lite0 (real weights ship offline) on ``digits``: the
+    unchanged one has zero distortion on every split, the one with a shifted final BN bias does not."""
+    from deepnet.config import RunConfig
+    from deepnet.measure.cli import main
+    from deepnet.models import create_model
+    from deepnet.results import read_json
+
+    monkeypatch.delenv("DEEPNET_OFFLINE", raising=False)
+    state = create_model("effnet_lite0", num_classes=10, pretrained=True).model.state_dict()
+    shifted = {k: v.clone() for k, v in state.items()}
+    bias = next(k for k in shifted if k.startswith("backbone.") and k.endswith("bias") and shifted[k].ndim == 1)
+    shifted[bias] += 0.5
+    runs = []
+    for method, weights in [("sgd", state), ("lp_ft", shifted)]:
+        cfg = RunConfig(model="effnet_lite0", dataset="digits", method=method, lr=1e-3, image_size=32, num_workers=0)
+        run_dir = tmp_path / method
+        run_dir.mkdir()
+        torch.save({"config": cfg.to_dict(), "model": weights}, run_dir / "checkpoint.pt")
+        runs.append(str(run_dir))
+    out = tmp_path / "distortion.json"
+    main(["distortion", *runs, "--batches", "1", "--batch-size", "8", "--out", str(out)])
+    assert "lp_ft" in capsys.readouterr().out
+    result = read_json(out)
+    unchanged, moved = result["runs"]
+    from deepnet.data import dataset_info
+
+    assert list(unchanged["splits"]) == ["id_test", *dataset_info("digits").ood_splits]
+    assert all(s["mean"] == 0.0 and s["n"] == 8 for s in unchanged["splits"].values())
+    assert all(s["mean"] > 0.0 for s in moved["splits"].values())
