@@ -47,6 +47,7 @@ _OPTIONAL = {
     "run": dict,
     "slurm": dict,
 }
+_TOML_TYPES = {str: "a string", list: "an array", int: "an integer", dict: "a table"}
 # RunConfig fields a spec sets through its own keys, so [run] may not set them.
 _SET_BY_SPEC = ("model", "dataset", "method", "lr", "seed", "epochs")
 
@@ -130,9 +131,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>") -> SweepSpec:
     for key, value in data.items():
         expected = allowed[key]
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
-            raise SpecError(
-                f"{source}: {key!r} must be a {expected.__name__}, got {type(value).__name__} {value!r}"
-            )
+            raise SpecError(f"{source}: {key!r} must be {_TOML_TYPES[expected]}, got {value!r}")
 
     known = known_names()
     lists: dict[str, list[str]] = {}
@@ -183,41 +182,14 @@ def default_lr_grid(method: str) -> list[float]:
     return [float(lr) for lr in get_method(method).lr_grid]
 
 
-# TRANSITIONAL: the contract's canonical names, accepted while the model / data / method
-# registries are still being filled in by their owners; removed once all are on main.
-_CONTRACT_NAMES = {
-    "model": ["clip_vit_b16", "clip_vit_l14", "openclip_vit_h14", "sup_vit_b16", "dino_vit_b16",
-              "convnext_b", "bit_resnet50", "bit_resnet101", "effnet_lite0", "small_vit",
-              "small_resnet", "small_vit_fmnist_sgd", "small_vit_fmnist_adamw",
-              "small_resnet_fmnist_sgd", "small_resnet_fmnist_adamw"],
-    "dataset": ["living17", "waterbirds", "domainnet", "fmow", "camelyon", "cifar10", "digits",
-                "fmnist_subpop", "spurious_fmnist"],
-    "method": ["sgd", "sgd_no_momentum", "sgd_wd", "adamw", "sgd_freeze_embed",
-               "sgd_freeze_embed_no_momentum", "adamw_freeze_embed", "sgd_freeze_embed_not_ln",
-               "sgd_embed_lr_div5", "sgd_freeze_stem", "lars", "lamb", "gradual_unfreeze", "lp",
-               "lp_ft"],
-}
-
-
 def known_names() -> dict[str, list[str]]:
     """Registered model, dataset and method names (importing their registries registers them all)."""
+    from deepnet.data import DATASETS
+    from deepnet.methods import METHODS
     from deepnet.models.registry import MODELS, load_model_families
 
     load_model_families()
-    names = {"model": set(MODELS.names())}
-    try:
-        from deepnet.data import DATASETS
-
-        names["dataset"] = set(DATASETS.names())
-    except ImportError:
-        names["dataset"] = set()
-    try:
-        from deepnet.methods import METHODS
-
-        names["method"] = set(METHODS.names())
-    except ImportError:
-        names["method"] = set()
-    return {kind: sorted(found | set(_CONTRACT_NAMES[kind])) for kind, found in names.items()}
+    return {"model": MODELS.names(), "dataset": DATASETS.names(), "method": METHODS.names()}
 
 
 def _names(values: list, key: str, known: list[str], source: str) -> list[str]:

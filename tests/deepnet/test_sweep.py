@@ -94,7 +94,7 @@ def test_expansion_counts_and_order():
         ({"lr_grid": {"lars": [1e-3]}}, "\\[lr_grid\\] has method 'lars' that the spec does not run"),
         ({"lr_grid": {"sgd": [0.0]}}, "finite numbers > 0"),
         ({"seeds": [0, 0]}, "duplicates"),
-        ({"epochs": "ten"}, "'epochs' must be a int"),
+        ({"epochs": "ten"}, "'epochs' must be an integer, got 'ten'"),
         ({"run": {"lr": 1.0}}, "cannot set \\['lr'\\]; settable RunConfig fields: .*batch_size"),
         ({"run": {"batch_size": 0}}, "invalid run settings"),
     ],
