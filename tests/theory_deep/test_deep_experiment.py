@@ -82,3 +82,16 @@ def test_claims_registered_and_report(claim):
     assert res.claim == claim and res.verdict in VERDICTS and res.instances == 1
     assert res.numbers and all(np.isfinite(v) for v in res.numbers.values())
     assert (res.verdict == "pass") == (res.worst_margin > 0)
+
+
+def test_cli_prints_table_and_rejects_bad_override(capsys):
+    from theory.deep_experiment import main
+
+    small = ["--set", "d=8", "--set", "embed_dim=8", "--set", "widths=(8,8)", "--set", "pre_out=2",
+             "--set", "rank=2", "--set", "id_dim=3", "--set", "pre_n=32", "--set", "pre_epochs=2",
+             "--set", "n_train=8", "--set", "n_val=8", "--set", "ft_epochs=2"]
+    main(["--seeds", "1", "--methods", "sgd", "adamw", *small])
+    out = capsys.readouterr().out
+    assert "pretrained with adamw" in out and "log(OOD/adamw)" in out
+    with pytest.raises(SystemExit):
+        main(["--set", "no_such_field=1"])
