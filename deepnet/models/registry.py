@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -123,12 +124,11 @@ def pretrained_unavailable(name: str, source: str, err: BaseException) -> Pretra
 
 def check_layer_map(model: "Classifier", layer_map: LayerMap) -> None:
     """Raise ``ValueError`` unless the layer map names every parameter of ``model`` exactly once."""
-    names = [n for n, _ in model.named_parameters()]
-    listed = layer_map.all_names()
-    seen: set[str] = set()
-    dupes = sorted({n for n in listed if n in seen or seen.add(n)})
-    missing = sorted(set(names) - seen)
-    unknown = sorted(seen - set(names))
+    names = {n for n, _ in model.named_parameters()}
+    counts = Counter(layer_map.all_names())
+    dupes = sorted(n for n, c in counts.items() if c > 1)
+    missing = sorted(names - set(counts))
+    unknown = sorted(set(counts) - names)
     if dupes or missing or unknown:
         raise ValueError(
             f"layer map does not cover the model's parameters exactly once: "
