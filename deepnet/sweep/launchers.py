@@ -118,7 +118,7 @@ def launch_local(
             bar.set_postfix_str(cfg.run_name(), refresh=True)
             outcomes.append(run_one(cfg, root, train_fn, progress=progress))
         return outcomes
-    jobs = []
+    jobs, shares = [], []
     for index, gpu in enumerate(gpus):
         share = cfgs[index :: len(gpus)]
         if not share:
@@ -126,8 +126,18 @@ def launch_local(
         executor = submitit.LocalExecutor(folder=root / "submitit" / f"gpu{gpu}")
         executor.update_parameters(gpus_per_node=1, visible_gpus=(gpu,), timeout_min=SLURM_DEFAULTS["timeout_min"])
         jobs.append(executor.submit(run_many, [c.to_dict() for c in share], str(root), train_fn))
+        shares.append(share)
     _follow(jobs, cfgs, root, progress)
-    return [outcome for job in jobs for outcome in job.result()]
+    outcomes = []
+    for job, share in zip(jobs, shares):
+        try:
+            outcomes += job.result()
+        except Exception as err:  # the worker process died (killed, out of memory): its share's unfinished runs
+            outcomes += [
+                RunOutcome(c.run_name(), c.key(), "failed", str(root / c.key()), f"worker died: {err}")
+                for c in share if run_state(root, c) != "done"
+            ]
+    return outcomes
 
 
 def visible_gpus() -> list[int]:

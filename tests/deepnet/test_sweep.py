@@ -25,6 +25,7 @@ from deepnet.sweep.runner import RESULTS_FILE, run_dir_of
 REPO = Path(__file__).resolve().parents[2]
 CRASH_LR = 0.5      # the fake trainer writes a checkpoint then raises on its first attempt
 DIVERGE_LR = 0.9    # the fake trainer reports a diverged run
+EXIT_LR = 0.7       # the fake trainer kills its process (as the OOM killer would)
 
 # Submitit's LocalExecutor unpickles jobs in a fresh process: ship this module's fakes by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -37,6 +38,8 @@ def fake_train(cfg: RunConfig, run_dir: Path, progress: bool = True) -> dict:
     checkpoint = run_dir / "checkpoint.pt"
     resumed = checkpoint.exists()
     checkpoint.write_text("epoch 1")
+    if cfg.lr == EXIT_LR:
+        os._exit(1)
     if cfg.lr == CRASH_LR and not resumed:
         raise RuntimeError("simulated crash mid-run")
     diverged = cfg.lr == DIVERGE_LR
@@ -205,11 +208,13 @@ def test_slurm_launcher_local_executor_then_resume(tmp_path, monkeypatch):
 
 def test_local_launcher_pins_one_gpu_per_job(tmp_path, monkeypatch):
     monkeypatch.setattr(launchers, "POLL_S", 0.2)
-    cfgs = configs(lrs=(0.1, 0.2, 0.3))
+    cfgs = configs(lrs=(0.1, EXIT_LR, 0.3))
     report = run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False, gpus=[3, 5])
-    assert sorted(o.status for o in report.outcomes) == ["ok"] * 3
     pinned = {r["config"]["lr"]: r["cuda_visible_devices"] for r in read_jsonl(tmp_path / RESULTS_FILE)}
-    assert pinned == {0.1: "3", 0.2: "5", 0.3: "3"}  # round-robin shares, one device each
+    assert pinned == {0.1: "3", 0.3: "3"}  # round-robin shares, one device per job
+    # the job on GPU 5 died with its only run: reported failed, the other job finished its share
+    assert sorted(o.status for o in report.outcomes) == ["failed", "ok", "ok"]
+    assert "worker died" in report.failed[0].error and report.failed[0].key == cfgs[1].key()
 
 
 # ---------------------------------------------------------------- collect
