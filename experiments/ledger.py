@@ -29,6 +29,8 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 THEORY_MODULES = ("theory.claims", "theory.deep_claims")
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 METRICS = ("ood_avg", "id_test", "id_val", "worst_group")
+#: JSON-lines files under the results folders that hold measurements, not run records.
+NOT_RUN_RECORDS = ("grad_norms",)
 
 
 @dataclass
@@ -118,16 +120,18 @@ def paper_verdict(spec: dict[str, Any]) -> ClaimResult:
 def summarize_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """Our result records as one row per (model, dataset, method, ...) with best-on-ID-val metrics
     (``<metric>_mean`` over seeds), via ``deepnet.sweep.collect``. No records -> []."""
-    files = [p for p in map(Path, paths) if p.exists()]
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(path.rglob("*.jsonl"))
+        elif path.is_file():
+            files.append(path)
+    files = [f for f in files if not f.name.startswith(NOT_RUN_RECORDS)]
     if not files:
         return []
     from deepnet.sweep.collect import load_records, select_best, summarize
 
-    records = []
-    for path in files:
-        if path.is_dir() and not any(path.rglob("*.jsonl")):
-            continue
-        records += load_records(path)
+    records = load_records(files)
     ok = [r for r in records if r.get("status") == "ok"]
     return summarize(select_best(ok)) if ok else []
 
