@@ -26,7 +26,7 @@ Invariants (Arora et al. 2018 for the balancedness; proved here by dL/dW_l = A_l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -166,7 +166,7 @@ def train(
     lr_mults: list[float] | None = None,
     schedule: Callable[[float, int, int], float] | None = cosine_lr,
     max_loss: float = 1e8,
-    **hparams: float,
+    **hparams: Any,
 ) -> TrainResult:
     """Minibatch training (reshuffled every epoch) of a copy of `layers` with `theory.optim` rule `optimizer`.
 

@@ -16,7 +16,8 @@ Problem (one per seed, `make_problem`):
 
 Selection (as the paper, Appendix A): each method sweeps its learning-rate grid with a cosine
 schedule; the run and epoch with the lowest ID validation loss (early stopping, ties to the earliest)
-is selected, and its OOD loss is reported. Diverged runs are never selected.
+is selected, and its OOD loss is reported. Diverged runs are never selected. LP is a ridge head on the
+frozen pretrained features with its L2 strength selected the same way; LP-FT fine-tunes from it.
 Layer gradient norms at the pretrained init follow eq. 3.1 (`theory.deep.layer_grad_norms`).
 
 Run: ``python -m theory.deep_experiment --seeds 8 [--set widths=(64,64) --set init_scale=0.1]``.
@@ -312,6 +313,7 @@ def config_with(**overrides: Any) -> DeepConfig:
 
 
 def config_dict(cfg: DeepConfig) -> dict[str, Any]:
+    """The config as a JSON-ready dict (for provenance in printed / saved summaries)."""
     return asdict(cfg)
 
 
