@@ -29,6 +29,7 @@ VIT_MODELS: dict[str, tuple[str, tuple[str, str] | None]] = {
     "sup_vit_b16": ("vit_base_patch16_224.augreg_in21k", None),
     "dino_vit_b16": ("vit_base_patch16_224.dino", None),
 }
+CLIP_NAMES = [n for n, (_, oc) in VIT_MODELS.items() if oc is not None]
 BACKENDS = ("timm", "open_clip")
 
 
@@ -84,6 +85,5 @@ def create_vit(
     return ModelBundle(name, model, timm_vit_layer_map(model, len(backbone.blocks)), preprocess, feature_dim)
 
 
-CLIP_NAMES = [n for n, (_, oc) in VIT_MODELS.items() if oc is not None]
 for _name in VIT_MODELS:
     MODELS.add(_name, partial(create_vit, _name))
