@@ -37,6 +37,9 @@ from theory.deep import Layers, end_to_end, init_layers, layer_grad_norms, mse_o
 #: six-point grids as the paper's Appendix A, placed for this model's scale (selected lrs land inside).
 SGD_LRS = (3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 ADAMW_LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+#: layer-wise rules step by lr * (trust ratio) relative to ||w||: LARS's trust_coeff 1e-3 needs lr ~ 1-100.
+LARS_LRS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+LAMB_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ METHODS: dict[str, Method] = {
     "sgd_embed_lr5": Method("sgd", {"momentum": 0.9}, embed_lr_mult=0.2, lrs=SGD_LRS),
     "adamw": Method("adamw", {"weight_decay": 0.01}, lrs=ADAMW_LRS),
     "adamw_fe": Method("adamw", {"weight_decay": 0.01}, freeze_embed=True, lrs=ADAMW_LRS),
+    "lars": Method("lars", {"momentum": 0.9}, lrs=LARS_LRS),  # the paper's Table 5 baselines
+    "lamb": Method("lamb", {"weight_decay": 0.01}, lrs=LAMB_LRS),
     "lp": Method(None),  # ridge head, L2 strength selected on ID validation (RIDGES)
     # LP-FT: SGD from the LP head with the SGD grid divided by 10, as the paper's Appendix A.
     "lpft": Method("sgd", {"momentum": 0.9}, lp_head=True, lrs=tuple(lr / 10 for lr in SGD_LRS)),
