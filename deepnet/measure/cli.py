@@ -160,7 +160,8 @@ def _limit(batches, n: int | None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m deepnet.measure", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m deepnet.measure", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("memory", help="bytes of one training step per method (Table 4)",
