@@ -77,7 +77,7 @@ def cmd_main(args: argparse.Namespace) -> int:
     try:
         from paper_figs.build import build_figures
 
-        made = build_figures(None, out / "figures", results=[r / "results.jsonl" if r == sweep_root else r for r in results])
+        made = build_figures(None, out / "figures", results=results)
         status["figures"] = f"{len(made)} files in {out / 'figures'}"
     except Exception as err:
         status["figures"] = f"failed: {type(err).__name__}: {err}"

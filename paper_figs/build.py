@@ -13,6 +13,7 @@ from paper_figs import fig1b, grad_norms, lpft_bars, tables, theory_figs
 FigureFn = Callable[..., list[Path]]
 FIGURES: Registry[FigureFn] = Registry("figure")
 FIGURES.add("tables", tables.render_paper_tables)
+FIGURES.add("our_tables", tables.render_our_tables)
 FIGURES.add("fig1b", fig1b.make)
 FIGURES.add("fig2", partial(grad_norms.make, normalization="raw"))          # Figs. 2, 3, 6
 FIGURES.add("fig4", partial(grad_norms.make, normalization="param_norm"))   # Figs. 4, 7

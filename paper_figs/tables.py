@@ -92,3 +92,20 @@ def render_paper_tables(out_dir: Path, results=None) -> list[Path]:
             write_atomic(path, fn(table))
             paths.append(path)
     return paths
+
+
+def render_our_tables(out_dir: Path, results=None) -> list[Path]:
+    """Our runs as one table (best LR on ID val, mean and 90% interval over seeds) in markdown and
+    CSV, via ``deepnet.sweep.collect``; nothing is written when there are no records."""
+    from experiments.ledger import summarize_results
+
+    rows = summarize_results(results or [])
+    if not rows:
+        return []
+    from deepnet.sweep.collect import to_csv
+    from deepnet.sweep.collect import to_markdown as rows_to_markdown
+
+    paths = [out_dir / "tables" / "ours.md", out_dir / "tables" / "ours.csv"]
+    write_atomic(paths[0], rows_to_markdown(rows))
+    write_atomic(paths[1], to_csv(rows))
+    return paths

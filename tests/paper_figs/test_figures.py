@@ -65,3 +65,13 @@ def test_unknown_figure_name_fails_before_work(tmp_path):
     with pytest.raises(KeyError, match="known: "):
         build_figures(["fig99"], tmp_path)
     assert "fig1b" in FIGURES and "tables" in FIGURES
+
+
+def test_our_results_render_as_a_table(tmp_path, results):
+    from paper_figs.tables import render_our_tables
+
+    assert render_our_tables(tmp_path, results=[]) == []
+    md, csv_path = render_our_tables(tmp_path, results=results)
+    text = md.read_text()
+    assert "sgd_freeze_embed" in text and "lp_ft" in text
+    assert csv_path.read_text().count("\n") == 6  # header + one row per method (best LR chosen)
