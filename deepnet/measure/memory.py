@@ -40,6 +40,7 @@ class TrainingMemory:
     num_params: int
     num_trainable: int
     param_bytes: int
+    trainable_param_bytes: int
     grad_bytes: int
     state_bytes: int
     scalar_state_bytes: int
@@ -57,8 +58,7 @@ class TrainingMemory:
         8 / 12 / 16 for fp32 SGD without momentum / SGD / AdamW."""
         if self.num_trainable == 0:
             return 0.0
-        trainable_param_bytes = self.param_bytes * self.num_trainable / self.num_params if self.num_params else 0
-        return (trainable_param_bytes + self.grad_bytes + self.state_bytes) / self.num_trainable
+        return (self.trainable_param_bytes + self.grad_bytes + self.state_bytes) / self.num_trainable
 
     @property
     def accounted_bytes(self) -> int | None:
@@ -164,6 +164,7 @@ def measure_training_step(
         num_params=sum(p.numel() for p in params),
         num_trainable=sum(p.numel() for p in params if p.requires_grad),
         param_bytes=sum(tensor_bytes(p) for p in params),
+        trainable_param_bytes=sum(tensor_bytes(p) for p in params if p.requires_grad),
         grad_bytes=sum(tensor_bytes(p.grad) for p in params if p.grad is not None),
         state_bytes=state,
         scalar_state_bytes=scalar_state,
