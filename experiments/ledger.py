@@ -13,6 +13,7 @@ A link that is not built (check not registered, no paper numbers, no matching re
 from __future__ import annotations
 
 import importlib
+import json
 import operator
 import statistics
 import tomllib
@@ -27,10 +28,12 @@ from theory.verdict import CLAIM_CHECKS, ClaimResult
 CLAIMS_DIR = Path(__file__).resolve().parent / "claims"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 THEORY_MODULES = ("theory.claims", "theory.deep_claims")
-OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
 METRICS = ("ood_avg", "id_test", "id_val", "worst_group")
-#: JSON-lines files under the results folders that hold measurements, not run records.
-NOT_RUN_RECORDS = ("grad_norms",)
+#: Where an ``[[ours]]`` comparison reads its rows: "runs" = contract result records summarized
+#: (best LR on ID val; metric -> ``<metric>_mean``), "memory" = ``deepnet.measure.memory`` records
+#: (one row per model x method; metric = a field such as ``bytes_per_trainable_param``).
+SOURCES = ("runs", "memory")
 
 
 @dataclass
@@ -60,7 +63,9 @@ def load_claim_specs(claims_dir: Path = CLAIMS_DIR) -> list[dict[str, Any]]:
             if cmp["op"] not in OPS:
                 raise ValueError(f"{path.name}: unknown op {cmp['op']!r}; known: {sorted(OPS)}")
         for cmp in spec.get("ours", []):
-            if cmp["metric"] not in METRICS:
+            if cmp.get("source", "runs") not in SOURCES:
+                raise ValueError(f"{path.name}: unknown source {cmp['source']!r}; known: {SOURCES}")
+            if cmp.get("source", "runs") == "runs" and cmp["metric"] not in METRICS:
                 raise ValueError(f"{path.name}: unknown metric {cmp['metric']!r}; known: {METRICS}")
         specs.append(spec)
     return sorted(specs, key=lambda s: int(s["id"][1:]))
@@ -117,22 +122,39 @@ def paper_verdict(spec: dict[str, Any]) -> ClaimResult:
                        instances=len(comparisons), violations=len(failed))
 
 
-def summarize_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Our result records as one row per (model, dataset, method, ...) with best-on-ID-val metrics
-    (``<metric>_mean`` over seeds), via ``deepnet.sweep.collect``. No records -> []."""
+def _jsonl_records(paths: Iterable[str | Path]) -> list[tuple[Path, list[dict]]]:
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             files += sorted(path.rglob("*.jsonl"))
         elif path.is_file():
             files.append(path)
-    files = [f for f in files if not f.name.startswith(NOT_RUN_RECORDS)]
+    out = []
+    for f in files:
+        out.append((f, [json.loads(line) for line in f.read_text().splitlines() if line.strip()]))
+    return out
+
+
+def run_record_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The JSON-lines files under `paths` whose records are all contract run records (have a
+    ``config`` and ``metrics``); measurement files (memory, gradient norms) are left out."""
+    return [f for f, recs in _jsonl_records(paths) if recs and all("config" in r and "metrics" in r for r in recs)]
+
+
+def memory_rows(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """``deepnet.measure.memory`` records (those with ``bytes_per_trainable_param``) under `paths`."""
+    return [r for _, recs in _jsonl_records(paths) for r in recs if "bytes_per_trainable_param" in r]
+
+
+def summarize_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Our run records as one row per (model, dataset, method, ...) with best-on-ID-val metrics
+    (``<metric>_mean`` over seeds), via ``deepnet.sweep.collect``. No records -> []."""
+    files = run_record_files(paths)
     if not files:
         return []
     from deepnet.sweep.collect import load_records, select_best, summarize
 
-    records = load_records(files)
-    ok = [r for r in records if r.get("status") == "ok"]
+    ok = [r for r in load_records(files) if r.get("status") == "ok"]
     return summarize(select_best(ok)) if ok else []
 
 
@@ -141,33 +163,39 @@ def _matches(row: dict[str, Any], sel: dict[str, Any]) -> bool:
 
 
 def _pairs(rows: list[dict[str, Any]], cmp: dict[str, Any]) -> dict[tuple, dict[str, float]]:
-    """Metric values of each selector, grouped by the settings the selectors leave free."""
-    metric = f"{cmp['metric']}_mean"
+    """Metric values of each selector, grouped by the settings the selectors leave free. A
+    selector ``{value = x}`` is the constant x."""
+    metric = cmp["metric"] if cmp.get("source", "runs") == "memory" else f"{cmp['metric']}_mean"
     sides = [s for s in ("lhs", "lhs_minus", "rhs", "rhs_minus") if s in cmp]
+    constants = {s: float(cmp[s]["value"]) for s in sides if "value" in cmp[s]}
     fixed = set().union(*(cmp[s].keys() for s in sides))
     groups: dict[tuple, dict[str, list[float]]] = {}
     for row in rows:
         free = tuple(sorted((k, str(v)) for k, v in row.items()
                             if k in ("model", "dataset") and k not in fixed))
         for side in sides:
-            if _matches(row, cmp[side]) and isinstance(row.get(metric), (int, float)):
+            if side not in constants and _matches(row, cmp[side]) and isinstance(row.get(metric), (int, float)):
                 groups.setdefault(free, {}).setdefault(side, []).append(float(row[metric]))
-    return {g: {s: statistics.mean(v) for s, v in found.items()}
-            for g, found in groups.items() if set(found) == set(sides)}
+    out = {}
+    for group, found in groups.items():
+        values = {s: statistics.mean(v) for s, v in found.items()} | constants
+        if set(values) == set(sides):
+            out[group] = values
+    return out
 
 
-def ours_verdict(spec: dict[str, Any], rows: list[dict[str, Any]]) -> ClaimResult:
-    """Evaluate the claim's comparisons over our summarized result rows."""
+def ours_verdict(spec: dict[str, Any], rows: dict[str, list[dict[str, Any]]]) -> ClaimResult:
+    """Evaluate the claim's comparisons over our rows ({source: rows}, see SOURCES)."""
     cid, comparisons = spec["id"], spec.get("ours", [])
     if not comparisons:
         return ClaimResult(cid, "missing", detail=spec.get("ours_note", "no comparison of our runs defined"))
     numbers, failed, checked = {}, [], 0
     for i, cmp in enumerate(comparisons):
-        for group, vals in sorted(_pairs(rows, cmp).items()):
+        for group, vals in sorted(_pairs(rows.get(cmp.get("source", "runs"), []), cmp).items()):
             lhs = vals["lhs"] - vals.get("lhs_minus", 0.0)
             rhs = vals["rhs"] - vals.get("rhs_minus", 0.0)
             where = ",".join(v for _, v in group) or "all"
-            numbers[f"ours{i + 1}[{where}]"] = f"{lhs:.4f} {cmp['op']} {rhs:.4f}"
+            numbers[f"ours{i + 1}[{where}]"] = f"{lhs:.6g} {cmp['op']} {rhs:.6g}"
             checked += 1
             if not OPS[cmp["op"]](lhs, rhs):
                 failed.append(f"{cmp['text']} [{where}]")
@@ -187,7 +215,8 @@ def build_ledger(
 ) -> list[LedgerRow]:
     """Join theory, paper and our runs into one row per claim (optionally only `claims`)."""
     register_theory_checks()
-    rows = summarize_results(results)
+    results = list(results)
+    rows = {"runs": summarize_results(results), "memory": memory_rows(results)}
     specs = [s for s in load_claim_specs() if claims is None or s["id"] in claims]
     if progress:
         from tqdm import tqdm

@@ -1,6 +1,8 @@
 """The claims ledger resolves every link of every claim, and shows a missing link as missing."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from experiments import ledger
@@ -77,7 +79,7 @@ def test_a_crashing_check_is_missing_not_passing(monkeypatch):
 def test_our_results_resolve_per_model_and_dataset(no_theory, results_file):
     rows = {r.claim: r for r in ledger.build_ledger(results=[results_file.parent])}
     # best-on-ID-val: sgd picks lr 1e-3 (ood 0.60), not the higher-OOD lr 1e-2
-    assert rows["C10"].ours.numbers["ours1[digits,small_vit]"] == "0.7400 > 0.6000"
+    assert rows["C10"].ours.numbers["ours1[digits,small_vit]"] == "0.74 > 0.6"
     assert rows["C10"].ours.verdict == "pass"
     assert rows["C4"].ours.verdict == "pass"            # lp 0.75 > sgd 0.60
     assert rows["C5"].ours.verdict == "pass"            # sgd id 0.91 > lp 0.86
@@ -94,3 +96,20 @@ def test_report_renders_every_claim(no_theory, results_file, tmp_path):
     assert md.count("\n## C") == 13 and "never counts as passing" in md
     paths = write_reports(rows, tmp_path / "out")
     assert paths["markdown"].stat().st_size > 0 and paths["json"].read_text().startswith("[")
+
+
+def test_memory_records_feed_c13_and_are_not_read_as_runs(no_theory, results_file):
+    mem = results_file.parent / "memory" / "memory_meta.jsonl"
+    mem.parent.mkdir()
+    rows = [{"model": "clip_vit_b16", "method": m, "bytes_per_trainable_param": b, "static_bytes": s}
+            for m, b, s in [("adamw", 16.0, 16e8), ("sgd", 12.0, 12e8), ("sgd_no_momentum", 8.0, 8e8),
+                            ("sgd_freeze_embed_no_momentum", 8.0, 7.9e8)]]
+    mem.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert ledger.run_record_files([results_file.parent]) == [results_file]
+    by = {r.claim: r for r in ledger.build_ledger(results=[results_file.parent], claims=["C10", "C13"])}
+    assert by["C10"].ours.verdict == "pass"
+    assert by["C13"].ours.verdict == "pass" and by["C13"].ours.numbers["ours1[clip_vit_b16]"] == "16 == 16"
+    rows[0]["bytes_per_trainable_param"] = 12.0  # an AdamW that kept only one state: C13 must fail
+    mem.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (row,) = ledger.build_ledger(results=[results_file.parent], claims=["C13"])
+    assert row.ours.verdict == "fail"
