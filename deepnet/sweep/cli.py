@@ -134,7 +134,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from deepnet.results import _write_bytes_atomic
+    from deepnet.results import atomic_path
     from deepnet.sweep.collect import load_records, select_best, summarize, to_csv, to_markdown
 
     try:
@@ -146,7 +146,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     fmt = args.format or ("csv" if args.out and args.out.suffix == ".csv" else "markdown")
     text = to_csv(rows) if fmt == "csv" else to_markdown(rows)
     if args.out:
-        _write_bytes_atomic(args.out, text.encode())
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(text)
         print(f"{len(rows)} rows from {len(records)} runs -> {args.out}")
     else:
         print(text, end="")

@@ -27,7 +27,8 @@ from typing import Any, Iterable
 from scipy import stats
 
 from deepnet.config import _EXECUTION_ONLY, RunConfig  # fields key() ignores: never a separate cell
-from deepnet.results import read_jsonl
+from deepnet.results import read_json, read_jsonl
+from deepnet.sweep.runner import DONE_FILE, RESULT_FILE
 
 SELECTIONS = ("per_seed", "mean")
 _SCALAR_METRICS = ("id_val", "id_test")
@@ -46,25 +47,26 @@ class Cell:
 
 
 def load_records(paths: str | Path | Iterable[str | Path]) -> list[dict]:
-    """Result records from JSON-lines files, or from every ``*.jsonl`` under a directory.
+    """Result records from JSON-lines files, or from a directory: every ``*.jsonl`` under it plus
+    the ``result.json`` of every finished (``done``) sweep run under it.
 
-    A config recorded more than once (a run finished twice, or its bookkeeping was redone after a
-    crash) keeps its last record.
+    The run directories are the source of truth, so a line lost from ``results.jsonl`` (e.g. file
+    locks that do not hold across the nodes of a network file system) is still collected. A config
+    recorded more than once keeps its last record.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    files: list[Path] = []
+    records: list[dict] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(path.rglob("*.jsonl"))
+            for file in sorted(path.rglob("*.jsonl")):
+                records += read_jsonl(file)
+            records += [read_json(done.with_name(RESULT_FILE)) for done in sorted(path.rglob(DONE_FILE))]
         elif path.is_file():
-            files.append(path)
+            records += read_jsonl(path)
         else:
             raise FileNotFoundError(f"no results file or directory at {path}")
-    by_key: dict[str, dict] = {}
-    for file in files:
-        for record in read_jsonl(file):
-            by_key[RunConfig.from_dict(record["config"]).key()] = record
+    by_key = {RunConfig.from_dict(record["config"]).key(): record for record in records}
     return list(by_key.values())
 
 

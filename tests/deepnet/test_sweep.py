@@ -153,6 +153,9 @@ def test_resume_skip_and_retry(tmp_path):
     assert third.done_before == 3 and third.outcomes == []
     records = read_jsonl(tmp_path / RESULTS_FILE)
     assert sorted(r["config"]["lr"] for r in records) == sorted(c.lr for c in cfgs)
+    # the run dirs are the source of truth: a line lost from results.jsonl is still collected
+    (tmp_path / RESULTS_FILE).write_text("")
+    assert sorted(r["config"]["lr"] for r in load_records(tmp_path)) == sorted(c.lr for c in cfgs)
 
 
 def test_finished_bookkeeping_after_crash_between_result_and_done(tmp_path):
