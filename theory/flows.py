@@ -27,6 +27,8 @@ INTEGRATORS = ("reduced", "full")
 #: (v and B entries are O(1) in the generated problems).
 RTOL = 1e-10
 ATOL = 1e-12
+#: converged flows stop once L <= STOP_FACTOR max(L(0), ||Y||^2) (see `simulate`).
+STOP_FACTOR = 1e-18
 
 
 def ft_gradients(X: np.ndarray, Y: np.ndarray, v: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,19 +51,20 @@ def lp_limit(problem: Problem, v0: np.ndarray | None = None) -> np.ndarray:
 
 
 def default_horizon(problem: Problem, method: str = "ft") -> float:
-    """A time by which the flow of `method` has converged on the generated problems: 40 / rate.
+    """A time by which the flow of `method` has converged on the generated problems: c / rate.
 
-    FT / LP-FT: rate = lambda_min(Z^T Z) min(||w*||^2, 1), Z = X Q, about FT's slowest linearised
-    rate near a zero-loss point (2 lambda ||v||^2 with ||v|| ~ ||w*||). LP: rate = smallest nonzero
-    eigenvalue of F^T F, F = X B0^T (LP's slowest rate is twice that). Trajectories report their
-    train loss so callers can check convergence.
+    FT / LP-FT: c = 100, rate = lambda_min(Z^T Z) min(||w*||^2, 1), Z = X Q, about FT's slowest
+    linearised rate near a zero-loss point (2 lambda ||v||^2 with ||v|| ~ ||w*||); generous because
+    converged FT flows stop early (`simulate`'s stop_factor). LP: c = 40, rate = smallest nonzero
+    eigenvalue of F^T F, F = X B0^T (LP's slowest rate is twice that; LP's loss does not go to 0).
+    Trajectories report their train loss so callers can check convergence.
     """
     if method == "lp":
         F = problem.X @ problem.B0.T
         lam = np.linalg.eigvalsh(F.T @ F)
         return 40.0 / lam[lam > 1e-10 * lam[-1]][0]
     Z = problem.X @ problem.S_basis
-    return 40.0 / (np.linalg.eigvalsh(Z.T @ Z)[0] * min(float(np.linalg.norm(problem.w_star)) ** 2, 1.0))
+    return 100.0 / (np.linalg.eigvalsh(Z.T @ Z)[0] * min(float(np.linalg.norm(problem.w_star)) ** 2, 1.0))
 
 
 def time_grid(t_max: float, n_times: int) -> np.ndarray:
@@ -83,7 +86,8 @@ class Trajectory:
     (||B - B0||_F), balance_drift (||(v v^T - B B^T)(t) - (v v^T - B B^T)(0)||_F) and perp_drift
     (||(B(t) - B0) P_{S_perp}||_2 = max over unit x in S_perp of ||B(t) x - B0 x||). The reduced
     integrator keeps B - B0 inside S by construction, so its perp_drift is None: invariant 1 is
-    tested with the full integrator.
+    tested with the full integrator. stopped_at: the time the converged flow was stopped (grid
+    points after it repeat that state), None if it ran to t_max.
     """
 
     method: str
@@ -100,6 +104,7 @@ class Trajectory:
     balance_drift: np.ndarray
     perp_drift: np.ndarray | None
     n_rhs: int
+    stopped_at: float | None = None
 
     def features(self, i: int = -1) -> np.ndarray:
         """B(t_i) (k x d)."""
@@ -111,11 +116,29 @@ class Trajectory:
         return self.v[-1]
 
 
-def _solve(rhs, y0: np.ndarray, t: np.ndarray, rtol: float, atol: float, solver: str):
-    sol = solve_ivp(rhs, (0.0, t[-1]), y0, method=solver, t_eval=t, rtol=rtol, atol=atol)
-    if not sol.success:
+def _solve(rhs, y0: np.ndarray, t: np.ndarray, rtol: float, atol: float, solver: str,
+           loss_fn, stop_loss: float | None) -> tuple[np.ndarray, int, float | None]:
+    """States on the grid t (len(t) x state), RHS evaluations, and the stopping time (None if none).
+
+    With stop_loss, integration stops once the train loss loss_fn(y) falls to stop_loss (a terminal
+    event); later grid points repeat the stopped state. Not armed when the loss starts below it,
+    so a flow at rest is still integrated over the whole grid.
+    """
+    events = None
+    if stop_loss is not None and loss_fn(y0) > stop_loss:
+        def converged(_t, y):
+            return loss_fn(y) - stop_loss
+        converged.terminal, converged.direction = True, -1
+        events = converged
+    sol = solve_ivp(rhs, (0.0, t[-1]), y0, method=solver, t_eval=t, rtol=rtol, atol=atol, events=events)
+    if sol.status < 0:
         raise RuntimeError(f"solve_ivp failed: {sol.message}")
-    return sol
+    Y = sol.y.T
+    if sol.status == 1:
+        y_stop = sol.y_events[0][0]
+        Y = np.vstack([Y, np.repeat(y_stop[None], len(t) - len(Y), axis=0)])
+        return Y, sol.nfev, float(sol.t_events[0][0])
+    return Y, sol.nfev, None
 
 
 def _balance_drift(v: np.ndarray, v0: np.ndarray, dBBt: np.ndarray) -> np.ndarray:
@@ -125,7 +148,7 @@ def _balance_drift(v: np.ndarray, v0: np.ndarray, dBBt: np.ndarray) -> np.ndarra
 
 
 def _run_reduced(problem: Problem, method: str, v_init: np.ndarray, train_features: bool,
-                 t: np.ndarray, rtol: float, atol: float, solver: str) -> Trajectory:
+                 t: np.ndarray, rtol: float, atol: float, solver: str, stop_loss: float | None) -> Trajectory:
     Q = problem.S_basis
     k, m = problem.k, problem.m
     Z = problem.X @ Q
@@ -141,10 +164,14 @@ def _run_reduced(problem: Problem, method: str, v_init: np.ndarray, train_featur
             return dv
         return np.concatenate([dv, -2.0 * np.outer(v, g).ravel()])
 
+    def loss(y):
+        Bq = A0 + y[k:].reshape(k, m) if train_features else A0
+        return float(np.sum((Z @ (Bq.T @ y[:k]) - problem.Y) ** 2))
+
     y0 = np.concatenate([v_init, np.zeros(k * m)]) if train_features else v_init.copy()
-    sol = _solve(rhs, y0, t, rtol, atol, solver)
-    V = sol.y[:k].T
-    C = sol.y[k:].T.reshape(-1, k, m) if train_features else np.zeros((len(t), k, m))
+    states, nfev, stopped = _solve(rhs, y0, t, rtol, atol, solver, loss, stop_loss)
+    V = states[:, :k]
+    C = states[:, k:].reshape(-1, k, m) if train_features else np.zeros((len(t), k, m))
     z = np.einsum("tkm,tk->tm", A0 + C, V)                      # Q^T B^T v
     train = np.sum((z @ Z.T - problem.Y) ** 2, axis=1)
     idl = np.sum((z - Q.T @ problem.w_star) ** 2, axis=1)
@@ -153,11 +180,11 @@ def _run_reduced(problem: Problem, method: str, v_init: np.ndarray, train_featur
     CA = np.einsum("tim,jm->tij", C, A0)
     dBBt = CA + CA.transpose(0, 2, 1) + np.einsum("tim,tjm->tij", C, C)
     return Trajectory(method, "reduced", t, V, C, Q, problem.B0, train, idl, np.sum(Le ** 2, axis=1),
-                      np.linalg.norm(C, axis=(1, 2)), _balance_drift(V, v_init, dBBt), None, sol.nfev)
+                      np.linalg.norm(C, axis=(1, 2)), _balance_drift(V, v_init, dBBt), None, nfev, stopped)
 
 
 def _run_full(problem: Problem, method: str, v_init: np.ndarray, train_features: bool,
-              t: np.ndarray, rtol: float, atol: float, solver: str) -> Trajectory:
+              t: np.ndarray, rtol: float, atol: float, solver: str, stop_loss: float | None) -> Trajectory:
     X, Y, B0 = problem.X, problem.Y, problem.B0
     k, d = problem.k, problem.d
 
@@ -167,10 +194,14 @@ def _run_full(problem: Problem, method: str, v_init: np.ndarray, train_features:
         gv, gB = ft_gradients(X, Y, v, B)
         return np.concatenate([-gv, -gB.ravel()]) if train_features else -gv
 
+    def loss(y):
+        B = y[k:].reshape(k, d) if train_features else B0
+        return float(np.sum((X @ (B.T @ y[:k]) - Y) ** 2))
+
     y0 = np.concatenate([v_init, B0.ravel()]) if train_features else v_init.copy()
-    sol = _solve(rhs, y0, t, rtol, atol, solver)
-    V = sol.y[:k].T
-    B = sol.y[k:].T.reshape(-1, k, d) if train_features else np.broadcast_to(B0, (len(t), k, d))
+    states, nfev, stopped = _solve(rhs, y0, t, rtol, atol, solver, loss, stop_loss)
+    V = states[:, :k]
+    B = states[:, k:].reshape(-1, k, d) if train_features else np.broadcast_to(B0, (len(t), k, d))
     BtV = np.einsum("tkd,tk->td", B, V)
     E = BtV - problem.w_star                                    # e = B^T v - w*
     train = np.sum((BtV @ X.T - Y) ** 2, axis=1)
@@ -183,17 +214,21 @@ def _run_full(problem: Problem, method: str, v_init: np.ndarray, train_features:
     dBBt = np.einsum("tid,tjd->tij", B, B) - B0 @ B0.T
     return Trajectory(method, "full", t, V, np.ascontiguousarray(delta), None, B0, train, idl, ood,
                       np.linalg.norm(delta, axis=(1, 2)), _balance_drift(V, v_init, dBBt), perp_drift,
-                      sol.nfev)
+                      nfev, stopped)
 
 
 def simulate(problem: Problem, method: str, t_max: float | None = None, n_times: int = 200,
              integrator: str = "reduced", rtol: float = RTOL, atol: float = ATOL,
-             solver: str = "DOP853", v_init: np.ndarray | None = None) -> Trajectory:
+             solver: str = "DOP853", v_init: np.ndarray | None = None,
+             stop_factor: float | None = STOP_FACTOR) -> Trajectory:
     """Integrate the LP, FT or LP-FT gradient flow of `problem` on `time_grid(t_max, n_times)`.
 
     method: "lp" (B = B0, head from v0), "ft" (both layers from (v0, B0)), "lpft" (both layers from
     (lp_limit(problem), B0)); v_init overrides the starting head. integrator: "reduced" (fast, exact
     reparametrisation) or "full" (reference). solver: "DOP853" or "Radau"; rtol must be <= 1e-9.
+    stop_factor: stop once the train loss is <= stop_factor max(L(0), ||Y||^2) (None: run to t_max);
+    at 1e-18 (about 30x above the loss floor set by atol) the motion left is ~1e-8, the size of the
+    solver error itself (reduced and full integrators agree to ~1e-8).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -209,5 +244,8 @@ def simulate(problem: Problem, method: str, t_max: float | None = None, n_times:
     if v_init.shape != (problem.k,) or not np.all(np.isfinite(v_init)):
         raise ValueError(f"v_init must be a finite vector of length k={problem.k}")
     t = time_grid(default_horizon(problem, method) if t_max is None else float(t_max), n_times)
+    stop_loss = None
+    if stop_factor is not None:
+        stop_loss = stop_factor * max(problem.train_loss(v_init, problem.B0), float(problem.Y @ problem.Y))
     run = _run_reduced if integrator == "reduced" else _run_full
-    return run(problem, method, v_init, method != "lp", t, rtol, atol, solver)
+    return run(problem, method, v_init, method != "lp", t, rtol, atol, solver, stop_loss)
