@@ -164,14 +164,23 @@ def _follow(jobs: list[submitit.Job], cfgs: list[RunConfig], root: Path, progres
 
 
 class RunJob(submitit.helpers.Checkpointable):
-    """One sweep run as a submitit job; requeued (and resumed from its checkpoint) on timeout."""
+    """One sweep run as a submitit job; requeued (and resumed from its checkpoint) on timeout.
+
+    A job with several tasks (``tasks_per_node`` / ``nodes`` > 1, one per GPU) is one
+    torch-distributed run: each task gets the torchrun variables (RANK, WORLD_SIZE, LOCAL_RANK,
+    MASTER_ADDR/PORT) the trainer reads, and task 0 keeps the books.
+    """
 
     def __init__(self, root: str, train_fn: TrainFn | None = None) -> None:
         self.root = root
         self.train_fn = train_fn
 
     def __call__(self, cfg: dict) -> RunOutcome:
-        return run_one(RunConfig.from_dict(cfg), self.root, self.train_fn, progress=False)
+        env = submitit.JobEnvironment()
+        if env.num_tasks > 1:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        return run_one(RunConfig.from_dict(cfg), self.root, self.train_fn, progress=False,
+                       main_process=env.global_rank == 0)
 
 
 @LAUNCHERS.register("slurm")

@@ -36,7 +36,8 @@ TrainFn = Callable[..., dict]  # train(cfg: RunConfig, run_dir: Path, progress: 
 
 @dataclass
 class RunOutcome:
-    """What happened to one run in this launch: ok / diverged (trained), skipped (done before), failed."""
+    """What happened to one run in this launch: ok / diverged (trained), skipped (done before),
+    failed, submitted (``--no-wait``), or secondary (a rank > 0 process of a distributed run)."""
 
     name: str
     key: str
@@ -71,25 +72,38 @@ def default_train_fn() -> TrainFn:
 
 
 def run_one(
-    cfg: RunConfig, root: str | Path, train_fn: TrainFn | None = None, progress: bool = False
+    cfg: RunConfig,
+    root: str | Path,
+    train_fn: TrainFn | None = None,
+    progress: bool = False,
+    main_process: bool = True,
 ) -> RunOutcome:
-    """Run (or resume, or skip) one config under ``root``; never raises for a failing trainer."""
+    """Run (or resume, or skip) one config under ``root``; never raises for a failing trainer.
+
+    In a run spread over several processes (torch distributed) every process calls this and
+    trains; only the ``main_process`` (rank 0) keeps the books (error.txt, results.jsonl, done).
+    """
     run_dir = run_dir_of(root, cfg)
     outcome = RunOutcome(name=cfg.run_name(), key=cfg.key(), status="skipped", run_dir=str(run_dir))
     if (run_dir / DONE_FILE).exists():
         return outcome
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / CONFIG_FILE, cfg.to_dict())
     if not (run_dir / RESULT_FILE).exists():
         train = train_fn or default_train_fn()
         try:
             train(cfg, run_dir, progress=progress)
-            if not (run_dir / RESULT_FILE).exists():
+            if main_process and not (run_dir / RESULT_FILE).exists():
                 raise RuntimeError(f"the trainer returned without writing {run_dir / RESULT_FILE}")
         except Exception as err:  # the sweep goes on; the error stays next to the run
-            (run_dir / ERROR_FILE).write_text(traceback.format_exc())
+            if main_process:
+                (run_dir / ERROR_FILE).write_text(traceback.format_exc())
             outcome.status, outcome.error = "failed", f"{type(err).__name__}: {err}"
             return outcome
+    if not main_process:
+        outcome.status = "secondary"
+        return outcome
     record: dict[str, Any] = read_json(run_dir / RESULT_FILE)
     append_jsonl(Path(root) / RESULTS_FILE, record)
     (run_dir / DONE_FILE).touch()

@@ -20,7 +20,7 @@ from deepnet.sweep import SpecError, load_spec, parse_spec, plan, run_sweep
 from deepnet.sweep import launchers
 from deepnet.sweep.cli import main as sweep_main
 from deepnet.sweep.collect import interval90, load_records, select_best, summarize, to_csv, to_markdown
-from deepnet.sweep.runner import RESULTS_FILE, run_dir_of
+from deepnet.sweep.runner import RESULTS_FILE, run_dir_of, run_one
 
 REPO = Path(__file__).resolve().parents[2]
 CRASH_LR = 0.5      # the fake trainer writes a checkpoint then raises on its first attempt
@@ -167,6 +167,17 @@ def test_finished_bookkeeping_after_crash_between_result_and_done(tmp_path):
     report = run_sweep([cfg], tmp_path, train_fn=fake_train, progress=False)
     assert report.outcomes[0].status == "ok" and calls(tmp_path, cfg) == 1
     assert len(read_jsonl(tmp_path / RESULTS_FILE)) == 1
+
+
+def test_secondary_process_trains_but_keeps_no_books(tmp_path):
+    ok, crash = configs(lrs=(0.1, CRASH_LR))
+    for cfg in (ok, crash):
+        run_dir_of(tmp_path, cfg).mkdir(parents=True)
+    assert run_one(ok, tmp_path, fake_train, main_process=False).status == "secondary"
+    assert run_one(crash, tmp_path, fake_train, main_process=False).status == "failed"
+    assert calls(tmp_path, ok) == 1 and calls(tmp_path, crash) == 1
+    assert not (tmp_path / RESULTS_FILE).exists()
+    assert not any((run_dir_of(tmp_path, c) / name).exists() for c in (ok, crash) for name in ("done", "error.txt"))
 
 
 def test_diverged_run_is_recorded_and_sweep_goes_on(tmp_path):
