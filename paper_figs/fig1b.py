@@ -27,8 +27,12 @@ def _bars(ax, values: dict[str, dict[str, float]], title: str) -> None:
     width = 0.8 / max(len(methods), 1)
     for j, m in enumerate(methods):
         ys = [values[m].get("id", np.nan), values[m].get("ood", np.nan)]
-        ax.bar(x + j * width, ys, width, label=style.label(m), color=style.color(m))
+        bars = ax.bar(x + j * width, ys, width, label=style.label(m), color=style.color(m))
+        ax.bar_label(bars, fmt="%.1f", fontsize=6)
     ax.set_xticks(x + width * (len(methods) - 1) / 2, ["ID", "OOD"])
+    finite = [v for m in methods for v in values[m].values() if v == v]
+    if finite:  # start the axis near the data so that the method gaps are visible
+        ax.set_ylim(max(0.0, min(finite) - 10.0), min(100.0, max(finite) + 5.0))
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.legend(fontsize=7)
