@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = DeepConfig()
     runs = sum(len(m.lrs) for m in METHODS.values() if m.optimizer is not None)
-    print(f"one table = {len(PRETRAINERS)} pretrainers x {len(METHODS)} methods ({runs} fine-tuning runs over "
-          f"lr grids of {len(SGD_LRS)} / {len(ADAMW_LRS)}) per seed")
+    print(f"one table = {len(PRETRAINERS)} pretrainers x {len(METHODS)} methods per seed: {len(PRETRAINERS)} "
+          f"pretraining runs + {len(PRETRAINERS) * runs} fine-tuning runs (lr grids of {len(SGD_LRS)} for SGD, "
+          f"{len(ADAMW_LRS)} for AdamW)")
     base = _time_table(cfg, args.seeds)
     print(f"default {cfg.widths}, d={cfg.d}: {base:.2f} s per seed; a table of 8 seeds {8 * base:.1f} s")
     print(f"\n{'widths':>18} {'s/seed':>8} {'x default':>9}")
