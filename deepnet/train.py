@@ -388,7 +388,7 @@ class _Run:
             entry = {"epoch": epoch, "train_loss": train_loss, "last_lr": last["lr"] / last["lr_mult"],
                      "steps": self.step, **self._evaluate_all(), "time_s": time.time() - t_epoch}
             self.history.append(entry)
-            bar.set_postfix(id_val=f"{entry['id_val']:.3f}", ood=f"{entry['ood_avg']:.3f}")
+            bar.set_postfix(id_val=f"{entry['id_val']:.3f}", ood_avg=entry["ood_avg"])
             self.elapsed += time.time() - t0
             t0 = time.time()
             self._save_checkpoint(epoch + 1)

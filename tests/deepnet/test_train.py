@@ -81,6 +81,16 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(waterbirds_root,
     assert resumed["metrics"] == full["metrics"]
 
 
+def test_gradient_accumulation_matches_the_full_batch(waterbirds_root, tmp_path):
+    runs = {}
+    for accum in (1, 2):
+        cfg = _cfg(waterbirds_root, epochs=1, grad_accum=accum, max_train_steps=2)
+        train(cfg, tmp_path / str(accum), progress=False, keep_checkpoint=True)
+        runs[accum] = torch.load(tmp_path / str(accum) / CHECKPOINT, weights_only=False)["model"]
+    for name, w in runs[1].items():
+        torch.testing.assert_close(runs[2][name], w, rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_a_diverging_run_is_recorded_not_raised(waterbirds_root, tmp_path):
     record = train(_cfg(waterbirds_root, lr=1e12, epochs=1), tmp_path / "run", progress=False)
     assert record["status"] == "diverged"
