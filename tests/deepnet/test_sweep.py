@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
+import submitit
 
 from deepnet.config import RunConfig
 from deepnet.results import append_jsonl, read_jsonl, write_json
@@ -222,6 +223,8 @@ def test_slurm_launcher_local_executor_then_resume(tmp_path, monkeypatch):
 
 def test_local_launcher_pins_one_gpu_per_job(tmp_path, monkeypatch):
     monkeypatch.setattr(launchers, "POLL_S", 0.2)
+    # submitit waits 15 s for the result file of a job that died; 1 s is plenty here
+    monkeypatch.setattr(submitit.local.local.LocalJob, "_results_timeout_s", 1)
     cfgs = configs(lrs=(0.1, EXIT_LR, 0.3))
     report = run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False, gpus=[3, 5])
     pinned = {r["config"]["lr"]: r["cuda_visible_devices"] for r in read_jsonl(tmp_path / RESULTS_FILE)}
