@@ -295,6 +295,9 @@ def summarize(table: dict[str, list[SeedResult]]) -> dict[str, Any]:
             "embed_ratio_raw": _ms([r.embed_ratio["raw"] for r in results]),
             "embed_ratio_per_param_norm": _ms([r.embed_ratio["per_param_norm"] for r in results]),
             "pre_fit": _ms([r.pre_fit for r in results]),
+            # eq. 3.1 per layer (embed, mid1.., head), mean over seeds, for the Figures 2-8 style plot
+            "grad_norms": {kind: np.mean([r.grad_norms[kind] for r in results], axis=0).tolist()
+                           for kind in results[0].grad_norms},
             **{m: {"ood": _ms([r.selected[m].ood_loss for r in results]),
                    "id": _ms([r.selected[m].id_loss for r in results]),
                    "embed_move": _ms([r.selected[m].embed_move for r in results]),
@@ -361,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\npretrained with {pre}: relative pretraining fit {s['pre_fit']['mean']:.1e}; G_embed/max G_mid "
               f"raw {s['embed_ratio_raw']['mean']:.2f} +- {s['embed_ratio_raw']['std']:.2f}, "
               f"per-param-norm {s['embed_ratio_per_param_norm']['mean']:.2f} +- {s['embed_ratio_per_param_norm']['std']:.2f}")
+        for kind, values in s["grad_norms"].items():
+            print(f"  eq. 3.1 {kind:<15} " + "  ".join(f"{v:.3g}" for v in values) + "  (embed, mid.., head)")
         print(f"  {'method':<13} {'OOD loss (+- std)':>19} {'log(OOD/adamw) +- sem':>22} {'ID loss':>9} "
               f"{'|dE|/|E0|':>9} {'on S_perp':>9}  selected lrs")
         for m in args.methods:

@@ -123,3 +123,19 @@ def test_bad_shapes_raise():
         loss_and_grads(layers, X[:, :3], Y)
     with pytest.raises(ValueError):
         init_layers(4, 3, [2], 1, [1.0, 1.0], np.random.default_rng(0))
+
+
+def test_invariant_drift_report_flow_vs_gd():
+    from theory.deep import invariant_drifts
+
+    layers, X, Y = _net(2, seed=7)
+    flow = gradient_flow(layers, X, Y, np.linspace(0, 2.0, 5))
+    report = invariant_drifts(flow, X, freeze_embed=False)
+    assert report["balancedness_all_pairs"] < INVARIANT_TOL and report["embed_on_S_perp"] < INVARIANT_TOL
+    gd = train(layers, X, Y, "sgd", 0.01, 200, 4, np.random.default_rng(0), schedule=None)
+    gd_report = invariant_drifts([layers, gd.layers], X, freeze_embed=False)
+    assert gd_report["embed_on_S_perp"] < 1e-12  # exact for GD too
+    assert gd_report["balancedness_all_pairs"] > 1e-6  # GD drifts from balancedness (O(lr))
+    frozen = invariant_drifts(gradient_flow(layers, X, Y, np.array([0, 2.0]), frozen=[True, False, False, False]), X, True)
+    assert frozen["first_layer_features_on_(E0^T E0 S)_perp"] < INVARIANT_TOL
+    assert frozen["balancedness_above_embed"] < INVARIANT_TOL
