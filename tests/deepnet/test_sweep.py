@@ -336,3 +336,18 @@ def test_real_trainer_two_run_sweep_then_relaunch_skips(tmp_path):
     assert len(read_jsonl(root / RESULTS_FILE)) == 2
     (row,) = summarize(select_best(load_records(root)))
     assert row["n_lrs"] == 2 and row["n_seeds"] == 1 and row["worst_group_mean"] is not None
+
+
+def test_cli_sweep_runs_resumes_and_reports_failures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("deepnet.sweep.runner.default_train_fn", lambda: fake_train)
+    spec = tmp_path / "crashy.toml"
+    spec.write_text('name = "crashy"\nmodels = ["small_vit"]\ndatasets = ["digits"]\nmethods = ["sgd"]\n'
+                    f"[lr_grid]\nsgd = [0.1, {CRASH_LR}]\n")
+    args = ["sweep", str(spec), "--root", str(tmp_path / "sweep"), "--no-progress", "--no-pretrained"]
+    assert sweep_main(args) == 1  # one run crashed
+    out = capsys.readouterr().out
+    assert "1 ok, 1 failed" in out and "simulated crash" in out
+    assert sweep_main(args) == 0  # the relaunch resumes the crashed run
+    assert "1 done before this launch, 1 ok" in capsys.readouterr().out
+    records = read_jsonl(tmp_path / "sweep" / RESULTS_FILE)
+    assert [r["config"]["pretrained"] for r in records] == [False, False]
