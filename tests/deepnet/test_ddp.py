@@ -68,3 +68,5 @@ def test_two_process_gloo_run_matches_single_process(tmp_path):
     assert ddp["status"] == single["status"] == "ok" and ddp["env"]["world_size"] == WORLD
     assert [h["steps"] for h in ddp["history"]] == [h["steps"] for h in single["history"]] == [3, 6]
     assert ddp["history"][-1]["train_loss"] == pytest.approx(single["history"][-1]["train_loss"], rel=1e-4)
+    # evaluation is sharded over the ranks and the per-group counts summed: same metrics as one process
+    assert ddp["metrics"] == single["metrics"] and ddp["best_epoch"] == single["best_epoch"]
