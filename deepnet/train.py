@@ -115,7 +115,7 @@ def train(cfg: RunConfig, run_dir: str | Path, progress: bool = True, keep_check
     done = run_dir / RESULT
     if done.exists():
         record = read_json(done)
-        if record.get("config") == cfg.to_dict():
+        if RunConfig.from_dict(record["config"]).key() == cfg.key():  # execution-only fields may differ
             return record
         raise ValueError(f"{done} holds a result for a different config; use another run dir")
     use_cuda = _wants_cuda(cfg.device)
@@ -259,7 +259,7 @@ class _Run:
         if not self.checkpoint_path.exists():
             return False
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        if state["config"] != self.cfg.to_dict():
+        if RunConfig.from_dict(state["config"]).key() != self.cfg.key():
             raise ValueError(f"{self.checkpoint_path} belongs to a different config; use another run dir")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

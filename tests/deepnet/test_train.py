@@ -69,7 +69,11 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(waterbirds_root,
         train(cfg, tmp_path / "resumed", progress=False, keep_checkpoint=True)
     assert torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)["epoch"] == 1
     monkeypatch.setattr(_Run, "_save_checkpoint", original)
-    resumed = train(cfg, tmp_path / "resumed", progress=False, keep_checkpoint=True)
+    # resuming elsewhere may change execution-only fields (device, workers, data location)
+    moved = RunConfig.from_dict({**cfg.to_dict(), "device": "cpu", "data_root": str(Path(waterbirds_root).parent)})
+    resumed = train(moved, tmp_path / "resumed", progress=False, keep_checkpoint=True)
+    with pytest.raises(ValueError, match="different config"):
+        train(_cfg(waterbirds_root, lr=0.5), tmp_path / "resumed", progress=False)
 
     a = torch.load(tmp_path / "full" / CHECKPOINT, weights_only=False)
     b = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)
