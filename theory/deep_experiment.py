@@ -5,8 +5,8 @@ vs AdamW, then fine-tuned with SGD / AdamW / SGD-freeze-embed, Tables 13-14) in 
 quantity is exact, so the freeze-embed mechanism can be tested and its ingredients varied.
 
 Problem (one per seed, `make_problem`):
-- pretraining: x ~ N(0, I_d), targets M* x with M* = A B* (``pre_out`` outputs, rank ``rank``, B*
-  orthonormal rows); the net [E, W_1..W_L, V_pre] starts from Gaussian layers of std
+- pretraining: x ~ N(0, s^2 I_d) (s = ``pre_input_scale``), targets M* x with M* = A B* (``pre_out``
+  outputs, rank ``rank``, B* orthonormal rows); the net [E, W_1..W_L, V_pre] starts from Gaussian layers of std
   ``init_scale / sqrt(fan_in)`` and is trained with the pretraining rule (fixed lr, cosine schedule);
 - fine-tuning: scalar labels y = w* x, w* = v*^T B* + ``feature_shift`` * (a unit direction outside
   rowspace(B*)), scaled to ||w*|| = 1; ID inputs x = P_S z on a random ``id_dim``-dimensional subspace
@@ -58,6 +58,7 @@ class DeepConfig:
     rank: int = 4
     init_scale: float = 0.3
     pre_n: int = 512
+    pre_input_scale: float = 1.0  # pretraining inputs ~ N(0, pre_input_scale^2 I); downstream stay unit scale
     pre_epochs: int = 30
     pre_batch: int = 32
     pre_lr: tuple[tuple[str, float], ...] = (("sgd", 3e-3), ("adamw", 3e-3))
@@ -71,6 +72,7 @@ class DeepConfig:
     grad_batch: int = 8
 
     def pretrain_lr(self, pretrainer: str) -> float:
+        """The fixed pretraining learning rate of `pretrainer`."""
         return dict(self.pre_lr)[pretrainer]
 
 
@@ -139,7 +141,7 @@ def make_problem(cfg: DeepConfig, rng: np.random.Generator) -> Problem:
     basis = np.linalg.qr(rng.standard_normal((cfg.d, cfg.rank + 1)))[0]
     B_star, outside = basis[:, : cfg.rank].T, basis[:, cfg.rank]
     M_star = rng.standard_normal((cfg.pre_out, cfg.rank)) @ B_star
-    pre_X = rng.standard_normal((cfg.pre_n, cfg.d))
+    pre_X = cfg.pre_input_scale * rng.standard_normal((cfg.pre_n, cfg.d))
     pre_init = init_layers(cfg.d, cfg.embed_dim, list(cfg.widths), cfg.pre_out, cfg.init_scale, rng)
     w = rng.standard_normal(cfg.rank) @ B_star
     w = w / np.linalg.norm(w) + cfg.feature_shift * outside
