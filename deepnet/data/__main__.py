@@ -1,5 +1,6 @@
 """``python -m deepnet.data``: list the benchmarks, show a layout, check a dataset on disk, write a
-fixture tree, or fit a raw-pixel linear baseline that measures how large a benchmark's shift is."""
+fixture tree, or fit a raw-pixel baseline (linear, or a small CNN) that measures how large a
+benchmark's shift is."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,37 @@ def _features(ds, limit: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
     return x, np.asarray(ds.labels)[idx], np.asarray(ds.groups)[idx]
 
 
+def _small_cnn(size: int, num_classes: int) -> torch.nn.Module:
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(32 * (size // 4) ** 2, 64), nn.ReLU(), nn.Linear(64, num_classes),
+    )
+
+
+def _fit_cnn(x: np.ndarray, y: np.ndarray, size: int, num_classes: int, epochs: int, seed: int):
+    """Plain ERM with Adam (lr 1e-3, batch 64) on grey images; returns a predict function."""
+    torch.manual_seed(seed)
+    net = _small_cnn(size, num_classes)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xt, yt = torch.from_numpy(x).float().view(-1, 1, size, size), torch.from_numpy(y).long()
+    for _ in tqdm(range(epochs), desc="cnn epochs", leave=False):
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), 64):
+            b = perm[i:i + 64]
+            loss = torch.nn.functional.cross_entropy(net(xt[b]), yt[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    @torch.no_grad()
+    def predict(xs: np.ndarray) -> np.ndarray:
+        return net.eval()(torch.from_numpy(xs).float().view(-1, 1, size, size)).argmax(1).numpy()
+
+    return predict
+
+
 def cmd_probe(args: argparse.Namespace) -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -60,15 +92,20 @@ def cmd_probe(args: argparse.Namespace) -> None:
     splits = build_splits(args.name, args.root, _spec(args.size), train_augment=False)
     rng = np.random.default_rng(args.seed)
     x, y, _ = _features(splits["train"], args.max_images, rng)
-    scaler = StandardScaler().fit(x)
-    clf = LogisticRegression(C=args.C, max_iter=2000).fit(scaler.transform(x), y)
-    print(f"{args.name}: logistic regression on {args.size}x{args.size} grey pixels, "
-          f"{len(y)} train images, C={args.C}")
+    if args.cnn_epochs:
+        predict = _fit_cnn(x, y, args.size, dataset_info(args.name).num_classes, args.cnn_epochs, args.seed)
+        model = f"small CNN, {args.cnn_epochs} epochs of Adam"
+    else:
+        scaler = StandardScaler().fit(x)
+        clf = LogisticRegression(C=args.C, max_iter=2000).fit(scaler.transform(x), y)
+        predict = lambda xs: clf.predict(scaler.transform(xs))  # noqa: E731
+        model = f"logistic regression, C={args.C}"
+    print(f"{args.name}: {model} on {args.size}x{args.size} grey pixels, {len(y)} train images")
     for split, ds in splits.items():
         if split == "train":
             continue
         xs, ys, gs = _features(ds, args.max_images, rng)
-        correct = clf.predict(scaler.transform(xs)) == ys
+        correct = predict(xs) == ys
         line = f"  {split:10} acc {correct.mean():.3f}  (n={len(ys)})"
         if gs.min() >= 0:
             per_group = {int(g): correct[gs == g].mean() for g in np.unique(gs)}
@@ -96,12 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-per-class", type=int, default=2)
     p.add_argument("--image-size", type=int, default=16)
     p.set_defaults(func=cmd_fixture)
-    p = sub.add_parser("probe", help="raw-pixel logistic regression: ID vs OOD accuracy of a benchmark")
+    p = sub.add_parser("probe", help="raw-pixel baseline (linear, or CNN): ID vs OOD (and per-group) accuracy")
     p.add_argument("name")
     p.add_argument("--root", default=None)
     p.add_argument("--size", type=int, default=16, help="pixels per side of the grey features (default 16)")
     p.add_argument("--max-images", type=int, default=5000, help="subsample each split to at most this")
     p.add_argument("--C", type=float, default=0.1, help="inverse L2 strength (default 0.1)")
+    p.add_argument("--cnn-epochs", type=int, default=0,
+                   help="fit a small 2-layer CNN for this many epochs instead of the linear model")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_probe)
     args = parser.parse_args(argv)
