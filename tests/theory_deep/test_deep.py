@@ -139,3 +139,16 @@ def test_invariant_drift_report_flow_vs_gd():
     frozen = invariant_drifts(gradient_flow(layers, X, Y, np.array([0, 2.0]), frozen=[True, False, False, False]), X, True)
     assert frozen["first_layer_features_on_(E0^T E0 S)_perp"] < INVARIANT_TOL
     assert frozen["balancedness_above_embed"] < INVARIANT_TOL
+
+
+def test_input_scale_is_a_loss_scale_adamw_ignores():
+    """Scaling inputs and targets by c scales every layer's gradient by c^2: AdamW's path is unchanged."""
+    layers, X, Y = _net(2, seed=8)
+    a = train(layers, X, Y, "adamw", 0.01, 30, 2, np.random.default_rng(0), eps=1e-14)
+    b = train(layers, 3.0 * X, 3.0 * Y, "adamw", 0.01, 30, 2, np.random.default_rng(0), eps=1e-14)
+    for p, q in zip(a.layers, b.layers):
+        np.testing.assert_allclose(p, q, rtol=1e-9, atol=1e-12)
+    sgd = train(layers, X, Y, "sgd", 0.009, 30, 2, np.random.default_rng(0))
+    sgd_scaled = train(layers, 3.0 * X, 3.0 * Y, "sgd", 0.001, 30, 2, np.random.default_rng(0))
+    for p, q in zip(sgd.layers, sgd_scaled.layers):  # SGD absorbs c^2 into the lr
+        np.testing.assert_allclose(p, q, rtol=1e-9, atol=1e-12)
