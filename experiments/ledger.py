@@ -33,7 +33,11 @@ METRICS = ("ood_avg", "id_test", "id_val", "worst_group")
 #: Where an ``[[ours]]`` comparison reads its rows: "runs" = contract result records summarized
 #: (best LR on ID val; metric -> ``<metric>_mean``), "memory" = ``deepnet.measure.memory`` records
 #: (one row per model x method; metric = a field such as ``bytes_per_trainable_param``).
-SOURCES = ("runs", "memory")
+#: "gradnorms" = layer gradient norms at init (``deepnet.measure.grad_norms``), one row per (model,
+#: dataset) with ``embed_over_max_middle_<norm>`` for norm in raw / param_norm / sqrt_numel.
+SOURCES = ("runs", "memory", "gradnorms")
+GRAD_FILES = ("grad_norms", "gradnorms")
+GRAD_NORMS = {"raw": "grad_norm", "param_norm": "grad_over_param_norm", "sqrt_numel": "grad_over_sqrt_numel"}
 
 
 @dataclass
@@ -146,6 +150,34 @@ def memory_rows(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     return [r for _, recs in _jsonl_records(paths) for r in recs if "bytes_per_trainable_param" in r]
 
 
+def grad_norm_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Gradient-norm measurements as {"model", "dataset", "groups": [group dicts, bottom -> top]};
+    accepts files of nested records or of one row per group (with ``index``)."""
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for f, recs in _jsonl_records(paths):
+        if not f.name.startswith(GRAD_FILES):
+            continue
+        for r in recs:
+            groups = r["groups"] if "groups" in r else [r]
+            grouped.setdefault((r["model"], r["dataset"]), []).extend(groups)
+    return [{"model": m, "dataset": d, "groups": sorted(g, key=lambda x: x.get("index", 0))}
+            for (m, d), g in grouped.items()]
+
+
+def grad_norm_rows(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """One row per (model, dataset): the embedding layer's G over the largest middle layer's G."""
+    rows = []
+    for rec in grad_norm_records(paths):
+        row = {"model": rec["model"], "dataset": rec["dataset"]}
+        for name, key in GRAD_NORMS.items():
+            embed = [g[key] for g in rec["groups"] if g["kind"] == "embed"]
+            middle = [g[key] for g in rec["groups"] if g["kind"] == "middle"]
+            if embed and middle:
+                row[f"embed_over_max_middle_{name}"] = max(embed) / max(middle)
+        rows.append(row)
+    return rows
+
+
 def summarize_results(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """Our run records as one row per (model, dataset, method, ...) with best-on-ID-val metrics
     (``<metric>_mean`` over seeds), via ``deepnet.sweep.collect``. No records -> []."""
@@ -165,7 +197,7 @@ def _matches(row: dict[str, Any], sel: dict[str, Any]) -> bool:
 def _pairs(rows: list[dict[str, Any]], cmp: dict[str, Any]) -> dict[tuple, dict[str, float]]:
     """Metric values of each selector, grouped by the settings the selectors leave free. A
     selector ``{value = x}`` is the constant x."""
-    metric = cmp["metric"] if cmp.get("source", "runs") == "memory" else f"{cmp['metric']}_mean"
+    metric = cmp["metric"] if cmp.get("source", "runs") != "runs" else f"{cmp['metric']}_mean"
     sides = [s for s in ("lhs", "lhs_minus", "rhs", "rhs_minus") if s in cmp]
     constants = {s: float(cmp[s]["value"]) for s in sides if "value" in cmp[s]}
     fixed = set().union(*(cmp[s].keys() for s in sides))
@@ -216,7 +248,7 @@ def build_ledger(
     """Join theory, paper and our runs into one row per claim (optionally only `claims`)."""
     register_theory_checks()
     results = list(results)
-    rows = {"runs": summarize_results(results), "memory": memory_rows(results)}
+    rows = {"runs": summarize_results(results), "memory": memory_rows(results), "gradnorms": grad_norm_rows(results)}
     specs = [s for s in load_claim_specs() if claims is None or s["id"] in claims]
     if progress:
         from tqdm import tqdm

@@ -2,7 +2,6 @@
 and layer gradient-norm records."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from statistics import mean
 from typing import Iterable
@@ -23,14 +22,10 @@ def method_averages(results: Iterable[str | Path] | None, metrics=("id_test", "o
 
 
 def grad_norm_records(results: Iterable[str | Path] | None) -> list[dict]:
-    """Records of ``grad_norms*.jsonl`` files: {"model", "dataset", "groups": [GroupGradNorm.as_dict(), ...]}."""
-    files: list[Path] = []
-    for path in map(Path, results or []):
-        if path.is_dir():
-            files += sorted(path.rglob("grad_norms*.jsonl"))
-        elif path.is_file() and path.name.startswith("grad_norms"):
-            files.append(path)
-    records = []
-    for f in files:
-        records += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-    return records
+    """Layer gradient-norm measurements under `results` as {"model", "dataset", "groups": [...]}.
+
+    Delegates to :func:`experiments.ledger.grad_norm_records` (files ``grad_norms*.jsonl`` or
+    ``gradnorms*.jsonl``, nested or one row per group)."""
+    from experiments.ledger import grad_norm_records as read
+
+    return read(results or [])

@@ -113,3 +113,21 @@ def test_memory_records_feed_c13_and_are_not_read_as_runs(no_theory, results_fil
     mem.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     (row,) = ledger.build_ledger(results=[results_file.parent], claims=["C13"])
     assert row.ours.verdict == "fail"
+
+
+def test_gradnorm_rows_from_flat_measurements(tmp_path):
+    """One row per layer group (deepnet.measure output): embed / max middle per normalization."""
+    rows = []
+    for model, embed in (("small_vit_fmnist_adamw", 3.0), ("small_vit_fmnist_sgd", 1.0)):
+        for i, (kind, g) in enumerate([("embed", embed), ("middle", 2.0), ("middle", 1.5), ("head", 9.0)]):
+            rows.append({"model": model, "dataset": "digits", "index": i, "kind": kind, "label": f"g{i}",
+                         "grad_norm": g, "grad_over_param_norm": g, "grad_over_sqrt_numel": g / 10})
+    path = tmp_path / "gradnorms.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    got = {r["model"]: r for r in ledger.grad_norm_rows([tmp_path])}
+    assert got["small_vit_fmnist_adamw"]["embed_over_max_middle_raw"] == pytest.approx(1.5)
+    assert got["small_vit_fmnist_sgd"]["embed_over_max_middle_sqrt_numel"] == pytest.approx(0.5)
+    spec = next(s for s in ledger.load_claim_specs() if s["id"] == "C9")
+    verdict = ledger.ours_verdict(spec, {"gradnorms": list(got.values())})
+    assert verdict.numbers["ours1[digits]"] == "1.5 > 0.5"  # ResNet comparisons have no rows: skipped
+    assert verdict.verdict == "pass"
