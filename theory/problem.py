@@ -8,7 +8,7 @@ stored is re-measured by orthogonal Procrustes.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,9 +31,6 @@ class ProblemSpec:
     head_scale: float = 0.1
     w_norm: float = 1.0
     seed: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _check_finite(name: str, a: np.ndarray) -> None:

@@ -46,3 +46,14 @@ def test_unknown_claim_is_an_argument_error():
 def test_help_explains():
     res = subprocess.run([sys.executable, "-m", "theory", "verify", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "--instances" in res.stdout and "proven" in res.stdout
+
+
+def test_results_do_not_depend_on_the_process_pool():
+    from concurrent.futures import ProcessPoolExecutor
+
+    from theory.claims import check_c7
+
+    serial = check_c7(3, 11)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        pooled = check_c7(3, 11, map_fn=pool.map)
+    assert serial.to_dict() == pooled.to_dict()
