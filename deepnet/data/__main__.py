@@ -145,12 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_probe)
     args = parser.parse_args(argv)
     # per-image transforms are tiny: intra-op threads only add overhead (20x on a loaded 2-core box)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         args.func(args)
     except (DatasetLayoutError, KeyError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
+    finally:
+        torch.set_num_threads(threads)
     return 0
 
 
