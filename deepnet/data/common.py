@@ -13,7 +13,10 @@ from .registry import CorruptImageError, DatasetInfo
 from .transforms import Transform
 
 
-def _as_int_array(values: Sequence[int] | np.ndarray, n: int, what: str) -> np.ndarray:
+IntArrayLike = Sequence[int] | np.ndarray
+
+
+def _as_int_array(values: IntArrayLike, n: int, what: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.int64)
     if arr.shape != (n,):
         raise ValueError(f"{what} has shape {arr.shape}, expected ({n},)")
@@ -23,11 +26,14 @@ def _as_int_array(values: Sequence[int] | np.ndarray, n: int, what: str) -> np.n
 class ImageFiles(Dataset):
     """Images on disk with integer labels and groups; decodes lazily, converts to RGB.
 
+    ``files``, ``labels`` and ``groups`` are public (e.g. for class-balanced sampling).
+
     A missing file raises :class:`DatasetLayoutError` and an undecodable one
     :class:`CorruptImageError`, both naming the file: nothing is silently dropped.
     """
 
-    def __init__(self, files: Sequence[Path], labels, groups, transform: Transform, info: DatasetInfo) -> None:
+    def __init__(self, files: Sequence[Path], labels: IntArrayLike, groups: IntArrayLike, transform: Transform,
+                 info: DatasetInfo) -> None:
         self.files = list(files)
         self.labels = _as_int_array(labels, len(self.files), "labels")
         self.groups = _as_int_array(groups, len(self.files), "groups")
@@ -53,7 +59,7 @@ class ImageFiles(Dataset):
 class ImageArray(Dataset):
     """Decoded uint8 images held in memory, (N, H, W) grey or (N, H, W, 3) RGB."""
 
-    def __init__(self, images: np.ndarray, labels, groups, transform: Transform) -> None:
+    def __init__(self, images: np.ndarray, labels: IntArrayLike, groups: IntArrayLike, transform: Transform) -> None:
         if images.dtype != np.uint8 or images.ndim not in (3, 4):
             raise ValueError(f"images must be uint8 (N,H,W) or (N,H,W,3), got {images.dtype} {images.shape}")
         self.images = images
