@@ -202,16 +202,16 @@ def _run_full(problem: Problem, method: str, v_init: np.ndarray, train_features:
     states, nfev, stopped = _solve(rhs, y0, t, rtol, atol, solver, loss, stop_loss)
     V = states[:, :k]
     B = states[:, k:].reshape(-1, k, d) if train_features else np.broadcast_to(B0, (len(t), k, d))
-    BtV = np.einsum("tkd,tk->td", B, V)
+    BtV = np.einsum("tkd,tk->td", B, V, optimize=True)
     E = BtV - problem.w_star                                    # e = B^T v - w*
     train = np.sum((BtV @ X.T - Y) ** 2, axis=1)
     S = problem.S_basis
     idl = np.sum((E @ S) ** 2, axis=1)
-    ood = np.einsum("td,de,te->t", E, problem.Sigma, E)
+    ood = np.sum((E @ problem.Sigma) * E, axis=1)
     delta = B - B0
-    perp = delta - np.einsum("tkm,dm->tkd", np.einsum("tkd,dm->tkm", delta, S), S)
-    perp_drift = np.array([np.linalg.norm(p, 2) for p in perp])
-    dBBt = np.einsum("tid,tjd->tij", B, B) - B0 @ B0.T
+    perp = delta - (delta @ S) @ S.T                            # (B - B0) P_{S_perp}
+    perp_drift = np.linalg.norm(perp, 2, axis=(1, 2))
+    dBBt = B @ B.transpose(0, 2, 1) - B0 @ B0.T
     return Trajectory(method, "full", t, V, np.ascontiguousarray(delta), None, B0, train, idl, ood,
                       np.linalg.norm(delta, axis=(1, 2)), _balance_drift(V, v_init, dBBt), perp_drift,
                       nfev, stopped)
