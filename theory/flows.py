@@ -175,8 +175,8 @@ def _run_reduced(problem: Problem, method: str, v_init: np.ndarray, train_featur
     z = np.einsum("tkm,tk->tm", A0 + C, V)                      # Q^T B^T v
     train = np.sum((z @ Z.T - problem.Y) ** 2, axis=1)
     idl = np.sum((z - Q.T @ problem.w_star) ** 2, axis=1)
-    L = problem.ood_factor
-    Le = V @ (L.T @ problem.B0.T).T + np.einsum("tkm,tk->tm", C, V) @ (L.T @ Q).T - L.T @ problem.w_star
+    P = problem.ood_projections                                 # L^T [B0^T | Q | w*]
+    Le = V @ P[:, :k].T + np.einsum("tkm,tk->tm", C, V) @ P[:, k:k + m].T - P[:, -1]
     CA = np.einsum("tim,jm->tij", C, A0)
     dBBt = CA + CA.transpose(0, 2, 1) + np.einsum("tim,tjm->tij", C, C)
     return Trajectory(method, "reduced", t, V, C, Q, problem.B0, train, idl, np.sum(Le ** 2, axis=1),

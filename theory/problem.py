@@ -80,7 +80,9 @@ class Problem:
     X (n x d) training inputs, Y (n,) labels, B_star / B0 (k x d, orthonormal rows), v_star / v0 (k,),
     Sigma (d x d, symmetric positive definite OOD second moment). Derived on construction:
     S_basis (d x m, orthonormal basis of rowspace(X)), w_star = B*^T v*, eps (Procrustes-measured),
-    ood_factor L with Sigma = L L^T (Cholesky).
+    ood_factor L with Sigma = L L^T (Cholesky) and ood_projections = L^T [B0^T | S_basis | w*]
+    (d x (k + m + 1)): every flow on the problem then gets e^T Sigma e = ||L^T e||^2 for
+    e = B0^T v + S_basis c - w* in O(d (k + m)), without touching the d x d matrix again.
     """
 
     X: np.ndarray
@@ -95,6 +97,7 @@ class Problem:
     w_star: np.ndarray = field(init=False, repr=False)
     eps: float = field(init=False)
     ood_factor: np.ndarray = field(init=False, repr=False)
+    ood_projections: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         names = ("X", "Y", "B_star", "v_star", "B0", "v0", "Sigma")
@@ -132,6 +135,7 @@ class Problem:
         object.__setattr__(self, "w_star", _frozen(Bs.T @ vs))
         object.__setattr__(self, "eps", feature_error(B0, Bs))
         object.__setattr__(self, "ood_factor", _frozen(L))
+        object.__setattr__(self, "ood_projections", _frozen(L.T @ np.column_stack([B0.T, S, self.w_star])))
 
     @property
     def d(self) -> int:
