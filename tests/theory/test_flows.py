@@ -99,3 +99,13 @@ def test_time_grid_ends_at_t_max(n_times):
     from theory.flows import time_grid
     t = time_grid(2.5, n_times)
     assert t[0] == 0.0 and t[-1] == 2.5 and len(t) == n_times and np.all(np.diff(t) > 0)
+
+
+def test_early_stop_changes_nothing_measurable():
+    p = make_problem(40, 3, 24, m=8, eps=0.2, head_scale=0.5, seed=8)
+    stopped, full = simulate(p, "ft"), simulate(p, "ft", stop_factor=None)
+    assert stopped.stopped_at is not None and stopped.stopped_at < stopped.t[-1] and full.stopped_at is None
+    assert stopped.n_rhs < full.n_rhs
+    np.testing.assert_allclose(stopped.v_final, full.v_final, atol=1e-8)
+    np.testing.assert_allclose(stopped.features(), full.features(), atol=1e-8)
+    assert abs(stopped.ood_loss[-1] - full.ood_loss[-1]) < 1e-8
