@@ -34,9 +34,12 @@ def _paper_panel(ax) -> None:
 def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
     key = NORMALIZATIONS[normalization]
     records = grad_norm_records(results)
-    fig, axes = style.plt.subplots(1, 1 + len(records), figsize=(4 + 3.5 * len(records), 3.2), squeeze=False)
-    _paper_panel(axes[0][0])
-    for ax, rec in zip(axes[0][1:], records):
+    ncols = min(4, 1 + len(records))
+    nrows = -(-(1 + len(records)) // ncols)
+    fig, axes = style.plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.0 * nrows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    _paper_panel(flat[0])
+    for ax, rec in zip(flat[1:], records):
         groups = [g for g in rec["groups"] if normalization == "raw" or g["kind"] != "head"]
         for i, g in enumerate(groups):
             marker, col = style.KIND_STYLE[g["kind"]]
@@ -44,5 +47,8 @@ def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
         ax.set_yscale("log")
         ax.set_xlabel("layer (bottom -> top)")
         ax.set_ylabel(key)
-        ax.set_title(f"ours: {rec['model']} on {rec['dataset']}")
+        ax.set_title(f"ours: {rec['model']}\non {rec['dataset']}", fontsize=8)
+    for ax in flat[1 + len(records):]:
+        ax.axis("off")
+    fig.tight_layout()
     return [style.save(fig, out_dir / f"grad_norms_{normalization}.png")]
