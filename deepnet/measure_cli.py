@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -66,8 +67,7 @@ def _loader(dataset, batch_size: int, seed: int, shuffle: bool = True) -> DataLo
 
 
 def _bundle_and_splits(model: str, dataset: str, data_root: str | None, pretrained: bool, image_size: int | None):
-    import dataclasses
-
+    """The model bundle and the dataset's splits (no train augmentation) at the model's input size."""
     from deepnet.data import build_splits, dataset_info
     from deepnet.models import create_model
 
