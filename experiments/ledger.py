@@ -35,7 +35,9 @@ METRICS = ("ood_avg", "id_test", "id_val", "worst_group")
 #: (one row per model x method; metric = a field such as ``bytes_per_trainable_param``).
 #: "gradnorms" = layer gradient norms at init (``deepnet.measure.grad_norms``), one row per (model,
 #: dataset) with ``embed_over_max_middle_<norm>`` for norm in raw / param_norm / sqrt_numel.
-SOURCES = ("runs", "memory", "gradnorms")
+#: "distortion" = feature-change records (``deepnet.measure.distortion``: one row per model, dataset,
+#: method and input kind id / ood, with ``mean`` and ``relative_mean`` ||f(x) - f0(x)|| statistics).
+SOURCES = ("runs", "memory", "gradnorms", "distortion")
 GRAD_FILES = ("grad_norms", "gradnorms")
 GRAD_NORMS = {"raw": "grad_norm", "param_norm": "grad_over_param_norm", "sqrt_numel": "grad_over_sqrt_numel"}
 
@@ -145,9 +147,10 @@ def run_record_files(paths: Iterable[str | Path]) -> list[Path]:
     return [f for f, recs in _jsonl_records(paths) if recs and all("config" in r and "metrics" in r for r in recs)]
 
 
-def memory_rows(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """``deepnet.measure.memory`` records (those with ``bytes_per_trainable_param``) under `paths`."""
-    return [r for _, recs in _jsonl_records(paths) for r in recs if "bytes_per_trainable_param" in r]
+def measurement_rows(paths: Iterable[str | Path], field: str) -> list[dict[str, Any]]:
+    """Measurement records under `paths` that carry `field` (e.g. memory records carry
+    ``bytes_per_trainable_param``, feature-distortion records ``relative_mean``)."""
+    return [r for _, recs in _jsonl_records(paths) for r in recs if field in r]
 
 
 def grad_norm_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -248,7 +251,8 @@ def build_ledger(
     """Join theory, paper and our runs into one row per claim (optionally only `claims`)."""
     register_theory_checks()
     results = list(results)
-    rows = {"runs": summarize_results(results), "memory": memory_rows(results), "gradnorms": grad_norm_rows(results)}
+    rows = {"runs": summarize_results(results), "memory": measurement_rows(results, "bytes_per_trainable_param"),
+            "gradnorms": grad_norm_rows(results), "distortion": measurement_rows(results, "relative_mean")}
     specs = [s for s in load_claim_specs() if claims is None or s["id"] in claims]
     if progress:
         from tqdm import tqdm

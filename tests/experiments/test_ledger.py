@@ -131,3 +131,17 @@ def test_gradnorm_rows_from_flat_measurements(tmp_path):
     verdict = ledger.ours_verdict(spec, {"gradnorms": list(got.values())})
     assert verdict.numbers["ours1[digits]"] == "1.5 > 0.5"  # ResNet comparisons have no rows: skipped
     assert verdict.verdict == "pass"
+
+
+def test_distortion_records_feed_c1_and_c7(tmp_path):
+    rows = [{"model": "m", "dataset": "d", "method": meth, "kind": kind, "relative_mean": v, "mean": v}
+            for meth, kind, v in [("sgd", "id", 0.6), ("sgd", "ood", 0.2), ("lp_ft", "id", 0.05), ("lp_ft", "ood", 0.01)]]
+    (tmp_path / "distortion.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    found = ledger.measurement_rows([tmp_path], "relative_mean")
+    specs = {s["id"]: s for s in ledger.load_claim_specs()}
+    c1 = ledger.ours_verdict(specs["C1"], {"distortion": found})
+    c7 = ledger.ours_verdict(specs["C7"], {"distortion": found})
+    assert c1.verdict == "pass" and c1.numbers == {"ours1[d,m]": "0.6 > 0.2"}
+    assert c7.verdict == "pass" and c7.numbers["ours2[d,m]"] == "0.01 < 0.2"
+    found[1]["relative_mean"] = 0.9  # OOD features moved more than ID: the C1 analog fails
+    assert ledger.ours_verdict(specs["C1"], {"distortion": found}).verdict == "fail"
