@@ -10,8 +10,8 @@ from functools import partial
 
 from deepnet.models.classifier import Classifier
 from deepnet.models.grouping import layer_map_from_prefixes
-from deepnet.models.registry import MODELS, LayerMap, ModelBundle
-from deepnet.models.timm_backbone import Device, create_timm_backbone, device_context, with_input_size
+from deepnet.models.registry import MODELS, LayerMap
+from deepnet.models.timm_backbone import create_timm_convnet
 
 CONVNEXT_MODELS = {"convnext_b": "convnext_base.fb_in22k"}
 
@@ -33,20 +33,5 @@ def convnext_layer_map(model: Classifier) -> LayerMap:
     )
 
 
-def create_convnext(
-    name: str, num_classes: int, pretrained: bool = True, device: Device = None, img_size: int | None = None
-) -> ModelBundle:
-    """Build ConvNeXt-B with a new ``num_classes`` head.
-
-    ``img_size`` only sets the preprocessing size (the network is fully convolutional);
-    ``device="meta"`` builds shapes only.
-    """
-    with device_context(device, pretrained):
-        backbone, preprocess = create_timm_backbone(name, CONVNEXT_MODELS[name], pretrained)
-        preprocess = with_input_size(preprocess, img_size)
-        model = Classifier(backbone, backbone.num_features, num_classes)
-    return ModelBundle(name, model, convnext_layer_map(model), preprocess, backbone.num_features)
-
-
 for _name in CONVNEXT_MODELS:
-    MODELS.add(_name, partial(create_convnext, _name))
+    MODELS.add(_name, partial(create_timm_convnet, _name, CONVNEXT_MODELS[_name], convnext_layer_map))

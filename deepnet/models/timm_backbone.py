@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from contextlib import nullcontext
+from typing import Callable
 
 import timm
 import torch
 from torch import nn
 
-from deepnet.models.registry import Preprocess, pretrained_unavailable
+from deepnet.models.classifier import Classifier
+from deepnet.models.registry import LayerMap, ModelBundle, Preprocess, pretrained_unavailable
 
 Device = str | torch.device | None
 
@@ -67,3 +69,24 @@ def timm_pretrained_width(timm_name: str) -> int:
     if cfg is None:
         raise KeyError(f"timm has no pretrained cfg for {timm_name!r}")
     return int(cfg.num_classes)
+
+
+def create_timm_convnet(
+    name: str,
+    timm_name: str,
+    layer_map: Callable[[Classifier], LayerMap],
+    num_classes: int,
+    pretrained: bool = True,
+    device: Device = None,
+    img_size: int | None = None,
+) -> ModelBundle:
+    """Build a fully convolutional timm model ``timm_name`` with a new ``num_classes`` head.
+
+    ``img_size`` only sets the preprocessing size (the network takes any size);
+    ``device="meta"`` builds shapes only. ``layer_map`` gives the family's Appendix-A grouping.
+    """
+    with device_context(device, pretrained):
+        backbone, preprocess = create_timm_backbone(name, timm_name, pretrained)
+        preprocess = with_input_size(preprocess, img_size)
+        model = Classifier(backbone, backbone.num_features, num_classes)
+    return ModelBundle(name, model, layer_map(model), preprocess, backbone.num_features)
