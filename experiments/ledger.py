@@ -197,6 +197,19 @@ def _matches(row: dict[str, Any], sel: dict[str, Any]) -> bool:
     return all(row.get(k) == v for k, v in sel.items())
 
 
+#: Columns of a summarized run row that are not settings (metrics and LR-selection bookkeeping).
+_NOT_SETTINGS = ("n_seeds", "n_lrs", "n_diverged", "lr", "method")
+
+
+def _is_setting(key: str, cmp: dict[str, Any]) -> bool:
+    """Keys that must be equal for two rows to be compared: every run setting but the method (so
+    runs of different epochs or image sizes are never averaged together); for measurement sources,
+    the model and dataset."""
+    if cmp.get("source", "runs") != "runs":
+        return key in ("model", "dataset")
+    return key not in _NOT_SETTINGS and not key.endswith(("_mean", "_ci90"))
+
+
 def _pairs(rows: list[dict[str, Any]], cmp: dict[str, Any]) -> dict[tuple, dict[str, float]]:
     """Metric values of each selector, grouped by the settings the selectors leave free. A
     selector ``{value = x}`` is the constant x."""
@@ -206,8 +219,7 @@ def _pairs(rows: list[dict[str, Any]], cmp: dict[str, Any]) -> dict[tuple, dict[
     fixed = set().union(*(cmp[s].keys() for s in sides))
     groups: dict[tuple, dict[str, list[float]]] = {}
     for row in rows:
-        free = tuple(sorted((k, str(v)) for k, v in row.items()
-                            if k in ("model", "dataset") and k not in fixed))
+        free = tuple(sorted((k, str(v)) for k, v in row.items() if _is_setting(k, cmp) and k not in fixed))
         for side in sides:
             if side not in constants and _matches(row, cmp[side]) and isinstance(row.get(metric), (int, float)):
                 groups.setdefault(free, {}).setdefault(side, []).append(float(row[metric]))
