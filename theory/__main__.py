@@ -1,7 +1,7 @@
 """Command line of the theory simulator: `python -m theory verify`.
 
-Runs every registered claim check (C1-C8 from theory.claims, C9-C12 from theory.deep_claims) on
-random problems and prints one row per claim. Exit status 1 when a statement the paper proves fails
+Runs every registered claim check (C1-C8 from theory.claims, C9-C12 from theory.deep_claims, C13
+from theory.optimizer_memory) on random problems and prints one row per claim. Exit status 1 when a statement the paper proves fails
 (C1, C2, C6 with perfect features: numbers["proven_violations"] > 0), 2 on bad arguments, else 0.
 """
 from __future__ import annotations
@@ -22,7 +22,11 @@ from tqdm import tqdm
 from theory.verdict import CLAIM_CHECKS, ClaimResult
 
 #: modules that register checks; a missing optional one shows its claims as not built.
-CHECK_MODULES = {"theory.claims": (), "theory.deep_claims": ("C9", "C10", "C11", "C12")}
+CHECK_MODULES = {
+    "theory.claims": (),
+    "theory.deep_claims": ("C9", "C10", "C11", "C12"),
+    "theory.optimizer_memory": (),
+}
 
 
 def load_checks() -> list[str]:
