@@ -9,7 +9,7 @@ from typing import Any
 
 # Fields that change how fast or where a run executes but not what it computes (up to numerics);
 # they stay out of key() so a sweep resumes on another machine or with more loader workers.
-_EXECUTION_ONLY = ("num_workers", "device", "data_root")
+EXECUTION_ONLY = ("num_workers", "device", "data_root")
 
 
 @dataclass
@@ -76,7 +76,7 @@ class RunConfig:
         Execution-only fields (num_workers, device, data_root) are left out. Floats are hashed by
         ``repr`` so 1e-4 and 0.0001 agree.
         """
-        payload = {k: v for k, v in self.to_dict().items() if k not in _EXECUTION_ONLY}
+        payload = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
         text = json.dumps(payload, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -1,4 +1,6 @@
 """``python -m deepnet.measure --help``."""
+import sys
+
 from deepnet.measure.cli import main
 
-main()
+sys.exit(main())

@@ -1,220 +1,407 @@
-"""Command line of the measurements: ``python -m deepnet.measure {memory,grad-norms,distortion}``.
+"""The SGD / LP-FT papers' measurements on real models: ``python -m deepnet.measure COMMAND``.
 
-``memory`` prints Table 4's comparison (bytes held by one training step per method) measured in
-one run; ``grad-norms`` prints eq. 3.1's layer-wise gradient norms at the pretrained init (Figure 2,
-Appendix F); ``distortion`` prints per-split feature change of fine-tuned runs against their
-pretrained init (LP-FT paper). Each writes its figures as JSON with ``--out``.
+``gradnorms``   layer-wise gradient norms at the pretrained init (SGD paper eq. 3.1, Fig. 2-5):
+    G_l, G_l / ||theta_l|| and G_l / sqrt(#params_l) per layer-map group (embedding red squares,
+    middle black circles, head green triangles). Claim C9 asks whether the embedding is an outlier
+    for AdamW-pretrained but not for SGD-pretrained models.
+``memory``      bytes after one training step per method (Table 4): params, grads and the real
+    optimizer's state (C13: 8 / 12 / 16 B per trainable parameter) on the meta device (shapes only,
+    any model size), plus the exact saved activations on CPU or the CUDA peak on a GPU.
+``distortion``  feature change ||phi_ft(x) - phi_0(x)|| on ID and OOD splits (LP-FT paper; claims
+    C1, C7): either fine-tunes with FT (``sgd``) and LP-FT (``lp_ft``) through
+    :func:`deepnet.train.train`, or (``--runs``) measures existing run directories kept with their
+    checkpoint.
+
+Each command writes ``<out>/<stem>.jsonl`` (one JSON object per row), a CSV of the same rows, a PNG
+and ``<out>/<stem>_summary.json`` (with the commit and command), all atomically, and prints a
+summary; ``<stem>`` is the command's name (``memory_<device type>`` for memory).
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import csv
+import dataclasses
+import io
+import json
+import math
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
+from torch.utils.data import DataLoader, Dataset, Subset
 
-GIB = 2**30
+from deepnet.measure.plots import GIB, NORMALIZATIONS, plot_distortion, plot_gradnorms, plot_memory, save_figure
+from deepnet.results import atomic_path, environment, git_commit
+
+PROG = "python -m deepnet.measure"
 TABLE4_MODELS = ["clip_vit_b16", "clip_vit_l14", "openclip_vit_h14"]
-TABLE4_METHODS = ["adamw", "sgd", "sgd_freeze_embed", "sgd_freeze_embed_no_momentum"]
+TABLE4_METHODS = ["adamw", "sgd", "sgd_freeze_embed", "sgd_freeze_embed_no_momentum", "sgd_no_momentum"]
 
 
-def _device(name: str, meta_fallback: bool) -> torch.device:
+# --- output -------------------------------------------------------------------------------------
+
+def write_rows(out: Path, stem: str, rows: list[dict[str, Any]]) -> None:
+    """``<stem>.jsonl`` and ``<stem>.csv`` with the same rows (CSV: scalar fields only), each atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / f"{stem}.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    buf = io.StringIO()
+    fields = sorted({k for r in rows for k in r if not isinstance(r[k], (dict, list))})
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_path(out / f"{stem}.csv") as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def provenance(argv: Sequence[str]) -> dict[str, Any]:
+    """The commit and the command line that produced a result."""
+    return {"commit": git_commit(), "command": f"{PROG} " + " ".join(argv)}
+
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+def resolve_device(name: str, meta_fallback: bool) -> torch.device:
+    """``auto``: the GPU if there is one, else meta (``meta_fallback``) or CPU; otherwise ``name``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else ("meta" if meta_fallback else "cpu"))
     return torch.device(name)
 
 
-def _write(path: str | None, obj: Any) -> None:
-    if path:
-        from deepnet.results import write_json
-
-        write_json(path, obj)
-        print(f"wrote {path}")
+def _loader(dataset: Dataset, batch_size: int, seed: int, shuffle: bool, num_workers: int = 0) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      generator=torch.Generator().manual_seed(seed))
 
 
-def _loader(dataset, batch_size: int, num_workers: int, seed: int, shuffle: bool):
-    from torch.utils.data import DataLoader
-
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, generator=g)
-
-
-def _on(device: torch.device, batches):
-    for batch in batches:
+def _on(device: torch.device, batches: Iterable, limit: int | None = None) -> Iterator[list]:
+    """The batches' tensors moved to ``device``, at most ``limit`` batches."""
+    for i, batch in enumerate(batches):
+        if limit is not None and i >= limit:
+            return
         yield [t.to(device) if torch.is_tensor(t) else t for t in batch]
 
 
-def run_memory(args: argparse.Namespace) -> None:
+def _bundle_and_splits(model: str, dataset: str, data_root: str | None, pretrained: bool,
+                       image_size: int | None, augment: bool = False):
+    """The model bundle and the dataset's splits at the model's input size (``image_size`` overrides)."""
+    from deepnet.data import build_splits, dataset_info
+    from deepnet.models import create_model
+
+    info = dataset_info(dataset)
+    kw = {"img_size": image_size} if image_size else {}
+    bundle = create_model(model, num_classes=info.num_classes, pretrained=pretrained, **kw)
+    preprocess = bundle.preprocess
+    if image_size:
+        preprocess = dataclasses.replace(preprocess, input_size=(image_size, image_size))
+    return bundle, build_splits(dataset, data_root, preprocess, train_augment=augment), info
+
+
+# --- gradnorms ----------------------------------------------------------------------------------
+
+def outlier_summary(rows: list[dict[str, Any]], omit: Sequence[str]) -> dict[str, Any]:
+    """Embedding value vs the middle groups' values for each normalization (omitted labels skipped).
+
+    ``ratio_to_max_middle`` > 1 means the embedding's value exceeds every middle group's: the
+    paper's "outlier" (Fig. 2); ``rank`` is the embedding's rank among embed + middle (1 = largest).
+    Empty when the embedding or every middle group is absent (e.g. frozen by ``--method``).
+    """
+    embed = [r for r in rows if r["kind"] == "embed"]
+    middle = [r for r in rows if r["kind"] == "middle" and r["label"] not in omit]
+    if not embed or not middle:
+        return {}
+    out = {}
+    for key, _ in NORMALIZATIONS:
+        e, mids = embed[0][key], [r[key] for r in middle]
+        out[key] = {"embed": e, "max_middle": max(mids), "median_middle": sorted(mids)[len(mids) // 2],
+                    "ratio_to_max_middle": e / max(mids), "rank": 1 + sum(m > e for m in mids),
+                    "of": 1 + len(mids)}
+    return out
+
+
+def cmd_gradnorms(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    from deepnet.measure.grad_norms import layer_grad_norms
+    from deepnet.methods import get_method
+
+    device = resolve_device(a.device, meta_fallback=False)
+    rows, summary = [], {}
+    for model in a.models:
+        torch.manual_seed(a.seed)  # the random head is the same draw for every model of a width
+        bundle, splits, _ = _bundle_and_splits(model, a.dataset, a.data_root, not a.no_pretrained, a.image_size,
+                                               augment=a.augment)
+        if a.method:
+            get_method(a.method).apply_freezing(bundle.model, bundle.layer_map)
+        net = bundle.model.to(device)
+        batches = _on(device, _loader(splits["train"], a.batch_size, a.seed, shuffle=True, num_workers=a.num_workers))
+        norms = layer_grad_norms(net, bundle.layer_map, batches, max_batches=a.batches, progress=True)
+        mrows = [{"model": model, "dataset": a.dataset, "index": i, **n.as_dict()} for i, n in enumerate(norms)]
+        rows += mrows
+        summary[model] = outlier_summary(mrows, a.omit)
+        print(f"{model} on {a.dataset}: G_l = mean over {norms[0].num_batches} minibatches of {a.batch_size} "
+              f"of ||g_l|| (eq. 3.1)")
+        print(f"{'group':18} {'kind':6} {'params':>11} {'G_l':>11} {'G_l/||w||':>11} {'G_l/sqrt(n)':>12}")
+        for n in norms:
+            print(f"{n.label:18} {n.kind:6} {n.num_params:11,d} {n.grad_norm:11.4g} {n.grad_over_param_norm:11.4g} "
+                  f"{n.grad_over_sqrt_numel:12.4g}")
+        if summary[model]:
+            s = summary[model]["grad_norm"]
+            print(f"embedding / max middle = {s['ratio_to_max_middle']:.3g}, rank {s['rank']}/{s['of']}")
+    write_rows(a.out, "gradnorms", rows)
+    fig = plot_gradnorms(rows, a.models, a.omit, f"Layer gradient norms at the pretrained init, {a.dataset} "
+                         f"({a.batches} batches of {a.batch_size}); red = embed, green = head")
+    save_figure(fig, a.out / "gradnorms.png")
+    return "gradnorms", {"dataset": a.dataset, "batches": a.batches, "batch_size": a.batch_size,
+                         "omit": list(a.omit), "method": a.method, "summary": summary}
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+def cmd_memory(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from deepnet.measure.memory import measure_training_step
     from deepnet.methods import get_method
     from deepnet.models import create_model
 
-    device = _device(args.device, meta_fallback=True)
-    kw: dict[str, Any] = {"backend": args.backend} if args.backend else {}
-    if args.image_size:
-        kw["img_size"] = args.image_size
-    if device.type == "meta":
-        kw["device"] = "meta"  # the paper's models build shapes only; other devices build on CPU and move
-    rows = []
-    print(f"device {device}; batch {args.batch_size}; fp32; GiB = 2**30 bytes")
+    device = resolve_device(a.device, meta_fallback=True)
+    kw: dict[str, Any] = {"device": device}
+    if a.backend:
+        kw["backend"] = a.backend
+    if a.image_size:
+        kw["img_size"] = a.image_size
+    rows, ratios = [], {}
+    print(f"device {device}; batch {a.batch_size}; fp32; GiB = 2**30 bytes")
     print(f"{'model':18} {'method':30} {'trainable':>12} {'B/param':>8} {'static':>8} {'activ.':>8} "
           f"{'accounted':>9} {'cuda peak':>9} {'AdamW/this':>10}")
-    for name in args.models:
+    for model in a.models:
         per_model = []
-        for method in args.methods:
-            bundle = create_model(name, num_classes=args.num_classes, pretrained=False, **kw)
-            bundle.model.to(device)
+        for method in a.methods:
+            torch.manual_seed(0)
+            bundle = create_model(model, num_classes=a.num_classes, pretrained=False, **kw)
             h, w = bundle.preprocess.input_size
-            x = torch.randn(args.batch_size, 3, h, w, device=device)
-            y = torch.zeros(args.batch_size, dtype=torch.long, device=device)
+            x = torch.randn(a.batch_size, 3, h, w, device=device)
+            y = torch.zeros(a.batch_size, dtype=torch.long, device=device)
             mem = measure_training_step(bundle.model, bundle.layer_map, get_method(method), x, y)
-            per_model.append({"model": name, **mem.as_dict()})
+            per_model.append({"model": model, "batch_size": a.batch_size, "input_size": [h, w], **mem.as_dict()})
             del bundle, x, y
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-        best = {r["method"]: (r["cuda_peak_bytes"] or r["accounted_bytes"] or r["static_bytes"]) for r in per_model}
+        # the most complete figure measured: CUDA peak, else static + saved activations, else static
+        held = {r["method"]: r["cuda_peak_bytes"] or r["accounted_bytes"] or r["static_bytes"] for r in per_model}
+        ratios[model] = {m: (held["adamw"] / v if "adamw" in held else math.nan) for m, v in held.items()}
         for r in per_model:
-            ratio = best["adamw"] / best[r["method"]] if "adamw" in best else float("nan")
-            r["adamw_over_this"] = ratio
             gib = lambda v: f"{v / GIB:8.3f}" if v is not None else f"{'-':>8}"  # noqa: E731
-            print(f"{name:18} {r['method']:30} {r['num_trainable']:12,d} {r['bytes_per_trainable_param']:8.2f} "
+            print(f"{model:18} {r['method']:30} {r['num_trainable']:12,d} {r['bytes_per_trainable_param']:8.2f} "
                   f"{gib(r['static_bytes'])} {gib(r['saved_activation_bytes'])} {gib(r['accounted_bytes']):>9} "
-                  f"{gib(r['cuda_peak_bytes']):>9} {ratio:10.3f}")
+                  f"{gib(r['cuda_peak_bytes']):>9} {ratios[model][r['method']]:10.3f}")
         rows += per_model
-    _write(args.out, {"device": str(device), "batch_size": args.batch_size, "rows": rows})
+    stem = f"memory_{device.type}"
+    write_rows(a.out, stem, rows)
+    save_figure(plot_memory(rows, a.models, a.methods), a.out / f"{stem}.png")
+    return stem, {"device": str(device), "rows": len(rows), "batch_size": a.batch_size, "adamw_over_this": ratios}
 
 
-def run_grad_norms(args: argparse.Namespace) -> None:
-    from deepnet.data import build_splits, dataset_info
-    from deepnet.measure.grad_norms import layer_grad_norms
-    from deepnet.methods import get_method
-    from deepnet.models import create_model
+# --- distortion ---------------------------------------------------------------------------------
 
-    device = _device(args.device, meta_fallback=False)
-    torch.manual_seed(args.seed)
-    info = dataset_info(args.dataset)
-    kw = {"img_size": args.image_size} if args.image_size else {}
-    bundle = create_model(args.model, num_classes=info.num_classes, pretrained=not args.no_pretrained, **kw)
-    if args.method:
-        get_method(args.method).apply_freezing(bundle.model, bundle.layer_map)
-    model = bundle.model.to(device)
-    train = build_splits(args.dataset, args.data_root, bundle.preprocess, train_augment=not args.no_augment)["train"]
-    batches = _on(device, _loader(train, args.batch_size, args.num_workers, args.seed, shuffle=True))
-    rows = layer_grad_norms(model, bundle.layer_map, batches, max_batches=args.batches, progress=True)
-    print(f"{args.model} on {args.dataset}: G_l = mean over {rows[0].num_batches} minibatches of {args.batch_size} "
-          f"of ||g_l|| (eq. 3.1)")
-    print(f"{'group':18} {'kind':6} {'params':>11} {'G_l':>11} {'G_l/||w||':>11} {'G_l/sqrt(n)':>12}")
-    for r in rows:
-        print(f"{r.label:18} {r.kind:6} {r.num_params:11,d} {r.grad_norm:11.4g} {r.grad_over_param_norm:11.4g} "
-              f"{r.grad_over_sqrt_numel:12.4g}")
-    _write(args.out, {"model": args.model, "dataset": args.dataset, "pretrained": not args.no_pretrained,
-                      "method": args.method, "batch_size": args.batch_size, "seed": args.seed,
-                      "groups": [r.as_dict() for r in rows]})
+def _sample(dataset: Dataset, n: int | None) -> Dataset:
+    """``n`` examples of ``dataset`` drawn at random (seed 0, so every call picks the same), or all."""
+    if n is None or n >= len(dataset):
+        return dataset
+    return Subset(dataset, torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:n].tolist())
 
 
-def run_distortion(args: argparse.Namespace) -> None:
-    from deepnet.config import RunConfig
+def measure_distortion(model_0: torch.nn.Module, runs: list[dict[str, Any]], splits: dict[str, Dataset],
+                       a: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+    """Rows of per-split feature change for each run (``method``, ``lr``, ``state`` and row fields)."""
     from deepnet.measure.distortion import feature_distortion
-    from deepnet.models.registry import offline_requested
-    from deepnet.train import CHECKPOINT, build_inputs
 
-    states, configs = [], []
-    for run_dir in args.runs:
-        state = torch.load(f"{run_dir}/{CHECKPOINT}", map_location="cpu", weights_only=False)
-        states.append(state["model"])
-        configs.append(RunConfig.from_dict(state["config"]))
+    model_0 = model_0.to(device)
+    rows = []
+    for run in runs:
+        tuned = copy.deepcopy(model_0)
+        tuned.load_state_dict(run["state"])
+        loaders = {s: _on(device, _loader(d, a.eval_batch_size, a.seed, shuffle=False), a.eval_batches)
+                   for s, d in splits.items()}
+        for split, st in feature_distortion(model_0, tuned, loaders, progress=True).items():
+            rows.append({**run["row"], "kind": "id" if split.startswith("id_") else "ood", **st.as_dict()})
+            print(f"{run['row']['method']:24s} {split:10s} mean ||dphi|| {st.mean:.4g} "
+                  f"(relative {st.relative_mean:.4g}), median {st.median:.4g}, n={st.n}")
+        del tuned
+    return rows
+
+
+def _train_ft_and_lpft(a: argparse.Namespace) -> tuple[Any, dict[str, Dataset], list[dict[str, Any]], dict]:
+    """Fine-tune ``sgd`` and ``lp_ft`` (kept checkpoints under ``<out>/runs``) from one pretrained init."""
+    from deepnet.config import RunConfig
+    from deepnet.train import CHECKPOINT, build_inputs, seed_everything, train
+
+    bundle_0, splits, info = _bundle_and_splits(a.model, a.dataset, a.data_root, not a.no_pretrained, a.image_size)
+    runs, summary = [], {}
+    for method, lr in (("sgd", a.ft_lr), ("lp_ft", a.lpft_lr)):
+        cfg = RunConfig(model=a.model, dataset=a.dataset, method=method, lr=lr, seed=a.seed, epochs=a.epochs,
+                        batch_size=a.batch_size, pretrained=not a.no_pretrained, image_size=a.image_size,
+                        max_train_steps=a.max_train_steps, num_workers=0, data_root=a.data_root)
+        run_dir = a.out / "runs" / cfg.key()
+        inputs = None
+        if a.subset is not None:
+            seed_everything(cfg.seed)  # as train() does before building the model: same head init
+            full = build_inputs(cfg)
+            inputs = dataclasses.replace(full, splits={k: _sample(v, a.subset) for k, v in full.splits.items()},
+                                         probe_train=lambda full=full: _sample(full.probe_train(), a.subset))
+        record = train(cfg, run_dir, keep_checkpoint=True, inputs=inputs)
+        state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)["model"]
+        runs.append({"state": state, "row": {"model": a.model, "dataset": a.dataset, "method": method, "lr": lr}})
+        summary[method] = {"metrics": record["metrics"], "status": record["status"], "run_dir": run_dir.name}
+    eval_splits = {s: _sample(splits[s], a.subset) for s in ["id_test", *info.ood_splits]}
+    return bundle_0.model, eval_splits, runs, summary
+
+
+def _load_runs(a: argparse.Namespace) -> tuple[Any, dict[str, Dataset], list[dict[str, Any]], dict]:
+    """Existing run directories (trained with ``keep_checkpoint``) and their shared pretrained init."""
+    from deepnet.config import RunConfig
+    from deepnet.models.registry import pretrained_weights_used
+    from deepnet.train import CHECKPOINT, RESULT
+
+    runs, configs, summary = [], [], {}
+    for run_dir in map(Path, a.runs):
+        if not (run_dir / CHECKPOINT).exists():
+            sys.exit(f"{run_dir} holds no {CHECKPOINT}; train the run with keep_checkpoint (--keep-checkpoint)")
+        state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+        cfg = RunConfig.from_dict(state["config"])
+        configs.append(cfg)
+        runs.append({"state": state["model"], "row": {"model": cfg.model, "dataset": cfg.dataset,
+                                                       "method": cfg.method, "lr": cfg.lr, "run": str(run_dir)}})
+        result = run_dir / RESULT
+        summary[str(run_dir)] = {"method": cfg.method, "lr": cfg.lr,
+                                 "metrics": json.loads(result.read_text())["metrics"] if result.exists() else None}
     first = configs[0]
     if any((c.model, c.dataset, c.image_size) != (first.model, first.dataset, first.image_size) for c in configs):
         sys.exit("all runs must share model, dataset and image size (their features are compared to one init)")
-    if not first.pretrained or offline_requested():
+    if not (first.pretrained and pretrained_weights_used(first.model, True)):
         sys.exit("distortion is measured against the pretrained features, which a random-weight run "
-                 "(--no-pretrained / DEEPNET_OFFLINE=1) cannot rebuild")
-    if args.data_root:
-        first = RunConfig.from_dict({**first.to_dict(), "data_root": args.data_root})
-    device = _device(args.device, meta_fallback=False)
-    inputs = build_inputs(first)
-    model_0 = inputs.bundle.model.to(device)
-    splits = args.splits or ["id_test", *inputs.ood_splits]
-    eval_splits = {s: inputs.splits[s] for s in splits}
-    results = []
-    for run_dir, cfg, state in zip(args.runs, configs, states):
-        tuned = copy.deepcopy(model_0)
-        tuned.load_state_dict(state)
-        loaders = {s: _on(device, _limit(_loader(d, args.batch_size, args.num_workers, 0, shuffle=False), args.batches))
-                   for s, d in eval_splits.items()}
-        stats = feature_distortion(model_0, tuned, loaders, progress=True)
-        for s in stats.values():
-            print(f"{cfg.method:24} {s.split:12} n={s.n:6d} mean={s.mean:.4g} median={s.median:.4g} "
-                  f"std={s.std:.4g} relative={s.relative_mean:.4g}")
-        results.append({"run": str(run_dir), "method": cfg.method, "lr": cfg.lr,
-                        "splits": {k: v.as_dict() for k, v in stats.items()}})
-    _write(args.out, {"model": first.model, "dataset": first.dataset, "runs": results})
+                 "(--no-pretrained, or DEEPNET_OFFLINE=1 for hub weights) cannot rebuild")
+    bundle_0, splits, info = _bundle_and_splits(first.model, first.dataset, a.data_root or first.data_root, True,
+                                                first.image_size)
+    names = a.splits or ["id_test", *info.ood_splits]
+    return bundle_0.model, {s: _sample(splits[s], a.subset) for s in names}, runs, summary
 
 
-def _limit(batches, n: int | None):
-    for i, batch in enumerate(batches):
-        if n is not None and i >= n:
-            return
-        yield batch
+def distortion_ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean change per (method, ID/OOD) and the paper's ratios, when exactly one FT and one LP-FT run."""
+    def mean_change(method: str, kind: str) -> float:
+        vals = [r["mean"] for r in rows if r["method"] == method and r["kind"] == kind]
+        return sum(vals) / len(vals)
 
+    runs = {(r["method"], r["lr"]) for r in rows}
+    if len(runs) != 2 or {m for m, _ in runs} != {"sgd", "lp_ft"}:
+        return {}
+    ft_id, ft_ood, lpft_id = mean_change("sgd", "id"), mean_change("sgd", "ood"), mean_change("lp_ft", "id")
+    return {"ft_id_change": ft_id, "ft_ood_change": ft_ood, "lpft_id_change": lpft_id,
+            "lpft_ood_change": mean_change("lp_ft", "ood"), "ft_id_over_ood": _ratio(ft_id, ft_ood),
+            "ft_over_lpft_id": _ratio(ft_id, lpft_id)}
+
+
+def _ratio(num: float, den: float) -> float:
+    """``num / den``; ``inf`` for a zero denominator (``nan`` for 0 / 0)."""
+    if den > 0:
+        return num / den
+    return math.inf if num > 0 else math.nan
+
+
+def cmd_distortion(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    if a.runs:
+        model_0, splits, runs, summary = _load_runs(a)
+    else:
+        missing = [f"--{n.replace('_', '-')}" for n in ("model", "dataset", "ft_lr", "lpft_lr") if getattr(a, n) is None]
+        if missing:
+            sys.exit(f"distortion needs {', '.join(missing)} (or --runs DIR ... to measure existing runs)")
+        model_0, splits, runs, summary = _train_ft_and_lpft(a)
+    rows = measure_distortion(model_0, runs, splits, a, resolve_device(a.device, meta_fallback=False))
+    write_rows(a.out, "distortion", rows)
+    save_figure(plot_distortion(rows, f"{rows[0]['model']} on {rows[0]['dataset']}"), a.out / "distortion.png")
+    extra = {"subset": a.subset} if a.subset is not None else {}
+    return "distortion", {"runs": summary, **distortion_ratios(rows), **extra}
+
+
+# --- CLI ----------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m deepnet.measure", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("memory", help="bytes of one training step per method (Table 4)",
-                       description="Build each model with random weights (memory does not depend on their "
-                                   "values), take one step of each method on a random batch and print params + "
-                                   "grads + optimizer state (exact), saved activations (CPU) and the CUDA peak "
-                                   "(GPU). --device auto uses the GPU if present, else the meta device (static "
-                                   "bytes only, no memory needed, seconds even for ViT-H/14).")
-    p.add_argument("--models", nargs="+", default=TABLE4_MODELS)
-    p.add_argument("--methods", nargs="+", default=TABLE4_METHODS)
-    p.add_argument("--batch-size", type=int, default=1, help="Table 4 used micro-batch 1 (default)")
-    p.add_argument("--num-classes", type=int, default=10)
-    p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--backend", choices=["timm", "open_clip"], default=None, help="CLIP backend (default timm)")
-    p.add_argument("--device", default="auto", help="auto, meta, cpu, cuda, cuda:1 ...")
-    p.add_argument("--out", default=None, help="write the figures as JSON here")
-    p.set_defaults(func=run_memory)
-
-    p = sub.add_parser("grad-norms", help="layer-wise gradient norms at init (eq. 3.1)",
+    g = sub.add_parser("gradnorms", help="layer-wise gradient norms at the pretrained init (eq. 3.1)",
                        description="Mean over minibatches of the training split of each layer-map group's "
-                                   "gradient norm at the pretrained initialization, also divided by the "
-                                   "parameter norm and by sqrt(#params) (Appendix F). No step is taken.")
-    p.add_argument("--model", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--batches", type=int, default=20, help="minibatches m in eq. 3.1 (default 20)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--method", default=None, help="apply this method's freezing first (frozen groups are left out)")
-    p.add_argument("--no-pretrained", action="store_true", help="random weights (offline)")
-    p.add_argument("--no-augment", action="store_true", help="train split with the eval transform")
-    p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None)
-    p.set_defaults(func=run_grad_norms)
+                                   "gradient norm at the pretrained init, also divided by the parameter norm "
+                                   "and by sqrt(#params) (Appendix F). No optimizer step is taken.")
+    g.add_argument("--models", nargs="+", required=True, help="registered model names")
+    g.add_argument("--dataset", required=True, help="registered dataset (its train split is measured)")
+    g.add_argument("--batches", type=int, default=20, help="minibatches m in eq. 3.1 (default 20)")
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--omit", nargs="*", default=["tokens"],
+                   help="group labels left out of the figure and outlier summary (default: the ViT's "
+                        "cls token / position embedding group, as Appendix F omits them)")
+    g.add_argument("--method", default=None, help="apply this method's freezing first (frozen groups are left out)")
+    g.add_argument("--augment", action="store_true", help="train split with its training augmentation")
+    g.add_argument("--num-workers", type=int, default=0)
 
-    p = sub.add_parser("distortion", help="feature change of fine-tuned runs vs the pretrained init",
-                       description="For run directories trained with --keep-checkpoint (same model and "
-                                   "dataset, e.g. one FT and one LP-FT run), print per split the mean, median "
-                                   "and std of ||phi_ft(x) - phi_0(x)|| and its mean relative to ||phi_0(x)||.")
-    p.add_argument("runs", nargs="+", help="run directories holding checkpoint.pt")
-    p.add_argument("--splits", nargs="+", default=None, help="default: id_test and the dataset's OOD splits")
-    p.add_argument("--data-root", default=None, help="override the runs' data root")
-    p.add_argument("--batches", type=int, default=None, help="at most this many batches per split")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None)
-    p.set_defaults(func=run_distortion)
-    return parser
+    m = sub.add_parser("memory", help="bytes per parameter and per method after one training step (Table 4)",
+                       description="Build each model with random weights (memory does not depend on their "
+                                   "values), take one step of each method on a random batch and account "
+                                   "params + grads + optimizer state (exact), saved activations (CPU) and "
+                                   "the CUDA peak (GPU).")
+    m.add_argument("--models", nargs="+", default=TABLE4_MODELS)
+    m.add_argument("--methods", nargs="+", default=TABLE4_METHODS)
+    m.add_argument("--device", default="meta",
+                   help="meta (default): shapes only, no activations, seconds even for ViT-H/14; cpu: real "
+                        "tensors, saved activations counted; cuda[:i]: plus the CUDA peak; auto: cuda if "
+                        "present, else meta")
+    m.add_argument("--batch-size", type=int, default=1, help="micro-batch (Table 4 used 1)")
+    m.add_argument("--num-classes", type=int, default=10)
+    m.add_argument("--image-size", type=int, default=None, help="override the model's input size")
+    m.add_argument("--backend", choices=["timm", "open_clip"], default=None, help="CLIP backend (default timm)")
+
+    d = sub.add_parser("distortion", help="feature change ID vs OOD after FT and LP-FT (LP-FT paper)",
+                       description="Either fine-tune FT (method sgd at --ft-lr) and LP-FT (lp_ft at --lpft-lr) "
+                                   "from one pretrained init, or measure existing run directories (--runs) "
+                                   "trained with --keep-checkpoint on one model and dataset; then per split "
+                                   "the mean, median and std of ||phi_ft(x) - phi_0(x)|| and its mean "
+                                   "relative to ||phi_0(x)||.")
+    d.add_argument("--runs", nargs="+", default=None, help="run directories holding checkpoint.pt (no training)")
+    d.add_argument("--model", default=None)
+    d.add_argument("--dataset", default=None)
+    d.add_argument("--ft-lr", type=float, default=None, help="learning rate of FT (method sgd)")
+    d.add_argument("--lpft-lr", type=float, default=None, help="learning rate of LP-FT's fine-tuning stage")
+    d.add_argument("--epochs", type=int, default=None, help="default: the dataset's paper epochs")
+    d.add_argument("--max-train-steps", type=int, default=None)
+    d.add_argument("--batch-size", type=int, default=32, help="training batch size")
+    d.add_argument("--splits", nargs="+", default=None, help="with --runs: splits to measure "
+                                                             "(default: id_test and the dataset's OOD splits)")
+    d.add_argument("--subset", type=int, default=None,
+                   help="use only N random examples (seed 0) of every split, for training and measuring (smoke runs)")
+    d.add_argument("--eval-batches", type=int, default=None, help="at most this many batches per measured split")
+    d.add_argument("--eval-batch-size", type=int, default=256)
+    d.add_argument("--device", default="auto", help="device of the measurement (auto: cuda if present, else cpu)")
+
+    for s in (g, d):
+        s.add_argument("--data-root", default=None, help="dataset root (offline benchmarks need none)")
+        s.add_argument("--seed", type=int, default=0)
+    for s in (g, d):
+        s.add_argument("--image-size", type=int, default=None, help="override the model's input size")
+        s.add_argument("--no-pretrained", action="store_true", help="random weights (offline smoke runs)")
+    g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:1 ...")
+    for s in (g, m, d):
+        s.add_argument("--out", type=Path, required=True, help="output folder for .jsonl/.csv/.png/summary")
+    return p
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    args.func(args)
+COMMANDS = {"gradnorms": cmd_gradnorms, "memory": cmd_memory, "distortion": cmd_distortion}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = build_parser().parse_args(argv)
+    stem, summary = COMMANDS[a.command](a)
+    summary.update(provenance(argv), env=environment())
+    with atomic_path(a.out / f"{stem}_summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n")
+    print(json.dumps({k: v for k, v in summary.items() if k != "env"}, indent=1, default=str))
+    return 0

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from deepnet.models.classifier import Classifier
-from deepnet.models.registry import MODELS, LayerMap, ModelBundle, Preprocess, pretrained_unavailable
+from deepnet.models.registry import MODELS, LayerMap, ModelBundle, Preprocess, local_weights, pretrained_unavailable
 
 TIMM_NAME = "tf_efficientnet_lite0"
 FEATURE_DIM = 1280
@@ -55,12 +55,14 @@ def map_state_dict(src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor]) -
     return out
 
 
-def imagenet_model(pretrained: bool = True) -> nn.Module:
-    """timm ``tf_efficientnet_lite0`` with its 1000-class ImageNet head, weights from the package."""
+def imagenet_model(pretrained: bool = True, device: str | torch.device | None = None) -> nn.Module:
+    """timm ``tf_efficientnet_lite0`` with its 1000-class ImageNet head, weights from the package,
+    built on ``device`` (``"meta"``: shapes only, no weights are read)."""
     import timm
 
-    model = timm.create_model(TIMM_NAME, pretrained=False)
-    if pretrained:
+    with torch.device(device or "cpu"):
+        model = timm.create_model(TIMM_NAME, pretrained=False)
+    if pretrained and torch.device(device or "cpu").type != "meta":
         try:
             src = torch.load(weights_path(), map_location="cpu", weights_only=True)
         except (ImportError, OSError) as err:
@@ -92,18 +94,18 @@ def layer_map(model: Classifier) -> LayerMap:
 
 
 @MODELS.register("effnet_lite0")
+@local_weights
 def effnet_lite0(num_classes: int, pretrained: bool = True, img_size: int | None = None,
                  device: str | torch.device | None = None) -> ModelBundle:
     """EfficientNet-Lite0 (4.7M params incl. ImageNet head) with a fresh ``num_classes`` head.
 
     The net is fully convolutional: ``img_size`` only changes the preprocessing's input size.
-    ``device`` moves the model (e.g. ``"meta"`` for memory accounting).
+    The model is built on ``device`` (default CPU; ``"meta"`` builds shapes only, for memory accounting).
     """
     preprocess = PREPROCESS if img_size is None else replace(PREPROCESS, input_size=(img_size, img_size))
-    backbone = imagenet_model(pretrained)
+    backbone = imagenet_model(pretrained, device)
     backbone.reset_classifier(0)
-    model = Classifier(backbone, FEATURE_DIM, num_classes)
-    if device is not None:
-        model.to(device)
+    with torch.device(device or "cpu"):
+        model = Classifier(backbone, FEATURE_DIM, num_classes)
     return ModelBundle(name="effnet_lite0", model=model, layer_map=layer_map(model),
                        preprocess=preprocess, feature_dim=FEATURE_DIM)

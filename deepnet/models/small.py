@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from deepnet.models.classifier import Classifier
-from deepnet.models.registry import MODELS, LayerMap, ModelBundle, Preprocess
+from deepnet.models.registry import MODELS, LayerMap, ModelBundle, Preprocess, local_weights
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 MANIFEST = CHECKPOINT_DIR / "MANIFEST.json"
@@ -154,7 +154,8 @@ def build(arch: str, num_classes: int, checkpoint: str | None, name: str | None 
     """Backbone of ``arch`` (random, or the shipped ``checkpoint``) with a fresh ``num_classes`` head.
 
     ``img_size`` other than 28 is refused for the ViT (its position embedding is for 7x7 patches);
-    the ResNet is convolutional and takes any size. ``device`` moves the model (e.g. ``"meta"``).
+    the ResNet is convolutional and takes any size. The model is built on ``device`` (default CPU;
+    ``"meta"`` builds shapes only and reads no checkpoint).
     """
     if arch not in ARCHS:
         raise KeyError(f"unknown small architecture {arch!r}; known: {sorted(ARCHS)}")
@@ -162,15 +163,16 @@ def build(arch: str, num_classes: int, checkpoint: str | None, name: str | None 
         raise ValueError(f"small_vit is built for {PREPROCESS.input_size[0]} px inputs, got img_size={img_size}")
     preprocess = PREPROCESS if img_size is None else replace(PREPROCESS, input_size=(img_size, img_size))
     make_backbone, make_map = ARCHS[arch]
-    backbone = make_backbone()
-    if checkpoint is not None:
+    with torch.device(device or "cpu"):
+        backbone = make_backbone()
+    on_meta = torch.device(device or "cpu").type == "meta"
+    if checkpoint is not None and not on_meta:
         ckpt_arch, state = load_checkpoint(checkpoint)
         if ckpt_arch != arch:
             raise ValueError(f"checkpoint {checkpoint!r} is a {ckpt_arch}, not a {arch}")
         backbone.load_state_dict(state)
-    model = Classifier(backbone, backbone.num_features, num_classes)
-    if device is not None:
-        model.to(device)
+    with torch.device(device or "cpu"):
+        model = Classifier(backbone, backbone.num_features, num_classes)
     return ModelBundle(name=name or arch, model=model, layer_map=make_map(model), preprocess=preprocess,
                        feature_dim=backbone.num_features)
 
@@ -198,7 +200,8 @@ def _checkpoint_factory(arch: str, checkpoint: str) -> Callable[..., ModelBundle
 
 CHECKPOINT_MODELS = {f"{arch}_fmnist_{opt}": arch for arch in ARCHS for opt in ("sgd", "adamw")}
 
+# All weights ship in deepnet/checkpoints/, so DEEPNET_OFFLINE leaves them on.
 for _arch in ARCHS:
-    MODELS.add(_arch, _arch_factory(_arch))
+    MODELS.add(_arch, local_weights(_arch_factory(_arch)))
 for _name, _arch in CHECKPOINT_MODELS.items():
-    MODELS.add(_name, _checkpoint_factory(_arch, _name))
+    MODELS.add(_name, local_weights(_checkpoint_factory(_arch, _name)))

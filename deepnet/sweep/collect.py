@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 from scipy import stats
 
-from deepnet.config import _EXECUTION_ONLY, RunConfig  # fields key() ignores: never a separate cell
+from deepnet.config import EXECUTION_ONLY, RunConfig  # fields key() ignores: never a separate cell
 from deepnet.results import read_json, read_jsonl
 from deepnet.sweep.runner import DONE_FILE, RESULT_FILE
 
@@ -193,7 +193,7 @@ def _is_number(value: Any) -> bool:
 
 def _varying_settings(cells: list[Cell]) -> list[str]:
     """Settings besides model/dataset/method that differ between cells (shown as extra columns)."""
-    keys = [k for k in (cells[0].setting if cells else {}) if k not in _ALWAYS_SHOWN + _EXECUTION_ONLY]
+    keys = [k for k in (cells[0].setting if cells else {}) if k not in _ALWAYS_SHOWN + EXECUTION_ONLY]
     return [k for k in keys if len({repr(c.setting[k]) for c in cells}) > 1]
 
 

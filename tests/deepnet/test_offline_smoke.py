@@ -1,5 +1,6 @@
-"""Smoke subset of the offline evidence pipeline that CI runs (< 2 min on 2 cores): pretraining,
-the three measurement commands on real offline data, and the committed result files' structure."""
+"""Smoke subset of the offline evidence pipeline that CI runs (seconds each on 2 cores): pretraining,
+the three measurement commands (``python -m deepnet.measure``) on real offline data, and the
+committed result files' structure."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepnet import measure_cli, pretrain
+from deepnet import pretrain
+from deepnet.measure import cli as measure_cli
 from deepnet.models import small
 
 RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results" / "offline"
@@ -65,15 +67,23 @@ def test_gradnorms_command_on_real_digits(tmp_path):
     assert (tmp_path / "gradnorms.png").stat().st_size > 1000
 
 
-def test_distortion_command_on_real_digits(tmp_path):
+def test_distortion_command_on_real_digits(tmp_path, monkeypatch):
+    """FT and LP-FT for 3 steps on 64 random examples of each split at 16 px, 2 eval batches."""
+    monkeypatch.setenv("DEEPNET_OFFLINE", "1")  # must not switch off the shipped checkpoint
     measure_cli.main(["distortion", "--model", "small_resnet_fmnist_adamw", "--dataset", "digits",
                       "--ft-lr", "0.03", "--lpft-lr", "0.003", "--epochs", "1", "--max-train-steps", "3",
-                      "--batch-size", "16", "--image-size", "28", "--out", str(tmp_path)])
+                      "--batch-size", "16", "--image-size", "16", "--subset", "64", "--eval-batches", "2",
+                      "--eval-batch-size", "16", "--out", str(tmp_path)])
     rows = _rows(tmp_path / "distortion.jsonl")
     assert {(r["method"], r["kind"]) for r in rows} == {("sgd", "id"), ("sgd", "ood"), ("lp_ft", "id"), ("lp_ft", "ood")}
-    assert all(r["mean"] > 0 for r in rows)  # three SGD steps move every backbone
+    assert all(r["mean"] > 0 and r["n"] == 32 for r in rows)  # three SGD steps move every backbone
     summary = json.loads((tmp_path / "distortion_summary.json").read_text())
     assert summary["ft_id_over_ood"] == pytest.approx(summary["ft_id_change"] / summary["ft_ood_change"])
+    assert summary["subset"] == 64 and summary["command"].startswith("python -m deepnet.measure distortion")
+    for method in ("sgd", "lp_ft"):
+        run = summary["runs"][method]
+        assert run["status"] == "ok" and (tmp_path / "runs" / run["run_dir"] / "checkpoint.pt").exists()
+    assert (tmp_path / "distortion.png").stat().st_size > 1000
 
 
 @pytest.mark.skipif(not (RESULTS / "sweeps").exists(), reason="no committed sweep results yet")
