@@ -9,6 +9,12 @@ self-contradictory (that call gives 5 values); we use 50 values, ``np.logspace(-
 The fitted probe is written into the model's linear head exactly (standardization folded into the
 weights), so ``model(x)`` reproduces the probe's decision function. LP-FT then fine-tunes the whole
 model from that head with the base recipe at a 10x smaller learning-rate grid.
+
+The probe chosen on ID val can be a large head (small ResNet on ``digits``: ||W|| ~ 87 vs ~ 1.8 for
+a fresh ``nn.Linear``; a probe on unstandardized features picks C = 65 and ||W|| ~ 106), and the
+gradient reaching the backbone scales with ||W||, so the top of the LP-FT grid can diverge where
+smaller learning rates do not. That is the recipe, not a folding error; the sweep's choice of
+learning rate on ID val handles it.
 """
 from __future__ import annotations
 

@@ -224,3 +224,35 @@ def test_binary_probe_and_lp_ft_head_initialised_from_probe():
         logits = model(x).numpy()
     assert np.allclose(logits, feats @ fit.weight.T + fit.bias, atol=1e-4)
     assert np.mean(logits[30:].argmax(1) == y[30:].numpy()) == pytest.approx(fit.val_acc)
+
+
+def test_multiclass_head_after_the_lp_stage_is_the_probes_decision_function():
+    """LP-FT's head is the probe (paper: the FT stage starts from the LP solution): after
+    ``prepare`` the model's logits equal sklearn's decision function of the fitted probe on the
+    standardized features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    from torch import nn
+
+    from deepnet.methods.linear_probe import ProbeThenTune
+    from deepnet.models.classifier import Classifier
+
+    torch.manual_seed(0)
+    model = Classifier(nn.Linear(20, 20), 20, 3).eval()
+    rng = np.random.default_rng(1)
+    tx, ty = _blobs(rng, 90)
+    vx, vy = _blobs(rng, 60)
+    x_t, x_v = torch.tensor(tx, dtype=torch.float32), torch.tensor(vx, dtype=torch.float32)
+    with torch.no_grad():
+        ft, fv = model.backbone(x_t).double().numpy(), model.backbone(x_v).double().numpy()
+    grid = (0.1, 1.0)
+    info = ProbeThenTune("lp_ft_test", "test", c_grid=grid).prepare(model, ProbeData(ft, ty, fv, vy, 3))
+    scaler = StandardScaler().fit(ft)
+    ref = LogisticRegression(C=info["lp_C"], max_iter=1000).fit(scaler.transform(ft), ty)
+    with torch.no_grad():
+        logits = model(x_v).double().numpy()
+    dec = ref.decision_function(scaler.transform(fv))
+    assert np.abs(dec).max() > 1.0  # a non-trivial probe
+    # tolerance as above: two lbfgs solutions (ours warm-started along the grid), float32 head on top
+    assert np.allclose(logits, dec, atol=1e-2)
+    assert np.mean(logits.argmax(1) == vy) == pytest.approx(info["lp_id_val"])

@@ -110,6 +110,15 @@ def test_linear_probe_run_records_its_stage(waterbirds_root, tmp_path):
     assert 1e-7 <= record["stage_info"]["lp_C"] <= 1e2
 
 
+def test_lp_ft_fine_tuning_starts_from_the_probe_predictions(waterbirds_root, tmp_path):
+    """The FT stage of LP-FT starts from the probe exactly: with a negligible learning rate
+    (1e-12 times gradients of order 1e2 moves no float32 weight), the run's ID-val accuracy is the
+    probe's own ID-val accuracy recorded by the LP stage."""
+    record = train(_cfg(waterbirds_root, method="lp_ft", lr=1e-12, epochs=1), tmp_path / "run", progress=False)
+    assert record["status"] == "ok"
+    assert record["metrics"]["id_val"] == pytest.approx(record["stage_info"]["lp_id_val"], abs=1e-12)
+
+
 def test_bad_batch_split_is_a_clear_error(waterbirds_root, tmp_path):
     with pytest.raises(ValueError, match="divisible by grad_accum"):
         train(_cfg(waterbirds_root, batch_size=5, grad_accum=2), tmp_path / "run", progress=False)
