@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from deepnet import pretrain
-from deepnet.measure import cli as measure_cli
+from deepnet.measure import cli as measure
 from deepnet.models import small
 
 RESULTS = Path(__file__).resolve().parents[2] / "experiments" / "results" / "offline"
@@ -41,7 +41,7 @@ def test_pretrain_rejects_bad_config():
 
 
 def test_memory_command_counts_optimizer_bytes(tmp_path):
-    measure_cli.main(["memory", "--models", "small_vit", "--methods", "sgd_no_momentum", "sgd", "adamw",
+    measure.main(["memory", "--models", "small_vit", "--methods", "sgd_no_momentum", "sgd", "adamw",
                       "sgd_freeze_embed", "--device", "cpu", "--out", str(tmp_path)])
     rows = {r["method"]: r for r in _rows(tmp_path / "memory_cpu.jsonl")}
     assert rows["sgd_no_momentum"]["bytes_per_trainable_param"] == pytest.approx(8.0)
@@ -54,7 +54,7 @@ def test_memory_command_counts_optimizer_bytes(tmp_path):
 
 def test_gradnorms_command_on_real_digits(tmp_path):
     models = ["small_vit_fmnist_adamw", "small_resnet_fmnist_sgd"]
-    measure_cli.main(["gradnorms", "--models", *models, "--dataset", "digits", "--batches", "2",
+    measure.main(["gradnorms", "--models", *models, "--dataset", "digits", "--batches", "2",
                       "--batch-size", "16", "--image-size", "28", "--out", str(tmp_path)])
     rows = _rows(tmp_path / "gradnorms.jsonl")
     for model in models:
@@ -70,7 +70,7 @@ def test_gradnorms_command_on_real_digits(tmp_path):
 def test_distortion_command_on_real_digits(tmp_path, monkeypatch):
     """FT and LP-FT for 3 steps on 64 random examples of each split at 16 px, 2 eval batches."""
     monkeypatch.setenv("DEEPNET_OFFLINE", "1")  # must not switch off the shipped checkpoint
-    measure_cli.main(["distortion", "--model", "small_resnet_fmnist_adamw", "--dataset", "digits",
+    measure.main(["distortion", "--model", "small_resnet_fmnist_adamw", "--dataset", "digits",
                       "--ft-lr", "0.03", "--lpft-lr", "0.003", "--epochs", "1", "--max-train-steps", "3",
                       "--batch-size", "16", "--image-size", "16", "--subset", "64", "--eval-batches", "2",
                       "--eval-batch-size", "16", "--out", str(tmp_path)])
