@@ -1,7 +1,7 @@
 """The claims ledger: for each claim C1-C13, three verdicts side by side.
 
 * theory: the simulator's check ``theory.verdict.CLAIM_CHECKS[id](instances, seed)``, run for real
-  (registered by importing ``theory.claims`` and ``theory.deep_claims``);
+  (registered by importing the modules in ``theory.verdict.CHECK_MODULES``);
 * paper: the comparisons of the papers' digitized cells that the claim rests on;
 * ours: the same comparisons over our own result records (``experiments/results/**/*.jsonl`` in
   the deepnet contract's format), best learning rate chosen on ID validation per (model, dataset,
@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from experiments.paper.arithmetic import selector_mean
-from theory.verdict import CLAIM_CHECKS, ClaimResult
+from theory.verdict import CHECK_MODULES, CLAIM_CHECKS, ClaimResult
 
 CLAIMS_DIR = Path(__file__).resolve().parent / "claims"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-THEORY_MODULES = ("theory.claims", "theory.deep_claims")
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
 METRICS = ("ood_avg", "id_test", "id_val", "worst_group")
 #: Where an ``[[ours]]`` comparison reads its rows: "runs" = contract result records summarized
@@ -80,7 +79,7 @@ def load_claim_specs(claims_dir: Path = CLAIMS_DIR) -> list[dict[str, Any]]:
 def register_theory_checks() -> dict[str, str]:
     """Import the theory modules that register checks; returns {module: error} for those that fail."""
     errors = {}
-    for name in THEORY_MODULES:
+    for name in CHECK_MODULES:
         try:
             importlib.import_module(name)
         except Exception as err:  # a missing or broken module leaves its claims "missing"

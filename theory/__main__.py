@@ -7,7 +7,6 @@ from theory.optimizer_memory) on random problems and prints one row per claim. E
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import json
 import os
@@ -19,27 +18,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from theory.verdict import CLAIM_CHECKS, ClaimResult
-
-#: modules that register checks; a missing optional one shows its claims as not built.
-CHECK_MODULES = {
-    "theory.claims": (),
-    "theory.deep_claims": ("C9", "C10", "C11", "C12"),
-    "theory.optimizer_memory": (),
-}
-
-
-def load_checks() -> list[str]:
-    """Import the check modules; return the claim ids whose module is not built yet."""
-    missing = []
-    for name, claims in CHECK_MODULES.items():
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name or not claims:
-                raise
-            missing.extend(claims)
-    return missing
+from theory.verdict import CLAIM_CHECKS, ClaimResult, load_claim_checks
 
 
 def _claim_key(claim: str) -> tuple[int, str]:
@@ -130,18 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.instances < 1 or args.workers < 1:
         parser.error("--instances and --workers must be >= 1")
-    missing = load_checks()
-    known = sorted(set(CLAIM_CHECKS) | set(missing), key=_claim_key)
+    known = sorted(load_claim_checks(), key=_claim_key)
     wanted = known if args.claims is None else [c.strip().upper() for c in args.claims.split(",") if c.strip()]
     unknown = [c for c in wanted if c not in known]
     if unknown or not wanted:
         parser.error(f"unknown claim(s) {unknown or args.claims!r}; known: {', '.join(known)}")
     start = time.perf_counter()
-    runnable = [c for c in wanted if c in CLAIM_CHECKS]
-    by_id = {r.claim: r for r in run_claims(runnable, args.instances, args.seed, args.workers)}
-    for c in wanted:
-        by_id.setdefault(c, ClaimResult(c, "missing", detail="check not built yet (theory.deep_claims absent)"))
-    results = [by_id[c] for c in wanted]
+    results = run_claims(wanted, args.instances, args.seed, args.workers)
     elapsed = time.perf_counter() - start
     print(format_table(results))
     print(f"\n{len(results)} claims, {args.instances} instances each, seed {args.seed}, "

@@ -4,6 +4,7 @@ The claims ledger (`experiments`) joins these; each producer reports the same wa
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -62,3 +63,14 @@ def register_claim(claim_id: str) -> Callable[[ClaimCheck], ClaimCheck]:
         return fn
 
     return wrap
+
+
+#: modules whose import registers checks (with @register_claim); the one list every caller uses.
+CHECK_MODULES = ("theory.claims", "theory.deep_claims", "theory.optimizer_memory")
+
+
+def load_claim_checks() -> dict[str, ClaimCheck]:
+    """Import every module in :data:`CHECK_MODULES` and return the filled :data:`CLAIM_CHECKS`."""
+    for name in CHECK_MODULES:
+        importlib.import_module(name)
+    return CLAIM_CHECKS

@@ -16,7 +16,7 @@ CLAIMS = [f"C{i}" for i in range(1, 14)]
 def no_theory(monkeypatch):
     """An empty check registry (as before the theory modules land) and no module import."""
     monkeypatch.setattr(ledger, "CLAIM_CHECKS", {})
-    monkeypatch.setattr(ledger, "THEORY_MODULES", ())
+    monkeypatch.setattr(ledger, "CHECK_MODULES", ())
 
 
 def test_every_claim_has_a_spec_with_a_statement():
@@ -61,7 +61,7 @@ def test_registered_checks_are_called_with_instances_and_seed(monkeypatch):
         return ClaimResult("C4", "fail", numbers={"x": 1.0}, instances=instances, violations=1)
 
     monkeypatch.setattr(ledger, "CLAIM_CHECKS", {"C4": fake})
-    monkeypatch.setattr(ledger, "THEORY_MODULES", ())
+    monkeypatch.setattr(ledger, "CHECK_MODULES", ())
     (row,) = ledger.build_ledger(results=[], instances=2, claims=["C4"])
     assert calls == [(2, 0)] and row.theory.verdict == "fail"
 
@@ -71,7 +71,7 @@ def test_a_crashing_check_is_missing_not_passing(monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(ledger, "CLAIM_CHECKS", {"C2": broken})
-    monkeypatch.setattr(ledger, "THEORY_MODULES", ())
+    monkeypatch.setattr(ledger, "CHECK_MODULES", ())
     (row,) = ledger.build_ledger(results=[], claims=["C2"])
     assert row.theory.verdict == "missing" and "boom" in row.theory.detail
 
