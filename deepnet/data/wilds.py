@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -74,6 +75,17 @@ def _year(stamp: str, path: Path) -> int:
     return when.year
 
 
+def _masked_splits(masks: dict[str, np.ndarray], files: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                   transform_for: Callable[[bool], Callable], info: DatasetInfo) -> dict[str, ImageFiles]:
+    """One ImageFiles per named boolean mask; ``transform_for(is_train)`` picks the split's transform."""
+    out = {}
+    for name, mask in masks.items():
+        idx = np.flatnonzero(mask)
+        check_first_file(list(files[idx]), name, info)
+        out[name] = ImageFiles(list(files[idx]), labels[idx], groups[idx], transform_for(name == "train"), info)
+    return out
+
+
 @register_dataset(FMOW_INFO)
 def build_fmow(root: Path, spec: ImageSpec, train_augment: bool) -> dict:
     meta = root / "rgb_metadata.csv"
@@ -102,13 +114,8 @@ def build_fmow(root: Path, spec: ImageSpec, train_augment: bool) -> dict:
         "ood_test": (split == "test") & (year >= FMOW_OOD_TEST_YEAR)
         & (groups == FMOW_REGIONS.index(FMOW_OOD_REGION)),
     }
-    out = {}
-    for name, mask in masks.items():
-        idx = np.flatnonzero(mask)
-        check_first_file(list(files[idx]), name, FMOW_INFO)
-        transform = fmow_transform(spec, train_augment and name == "train")
-        out[name] = ImageFiles(list(files[idx]), labels[idx], groups[idx], transform, FMOW_INFO)
-    return out
+    return _masked_splits(masks, files, labels, groups, lambda train: fmow_transform(spec, train_augment and train),
+                          FMOW_INFO)
 
 
 @register_dataset(CAMELYON_INFO)
@@ -134,10 +141,5 @@ def build_camelyon(root: Path, spec: ImageSpec, train_augment: bool) -> dict:
         "id_test": id_val,
         "ood_test": center == CAMELYON_OOD_TEST_CENTER,
     }
-    out = {}
-    for name, mask in masks.items():
-        idx = np.flatnonzero(mask)
-        check_first_file(list(files[idx]), name, CAMELYON_INFO)
-        transform = camelyon_transform(spec, train_augment and name == "train")
-        out[name] = ImageFiles(list(files[idx]), tumor[idx], center[idx], transform, CAMELYON_INFO)
-    return out
+    return _masked_splits(masks, files, tumor, center,
+                          lambda train: camelyon_transform(spec, train_augment and train), CAMELYON_INFO)
