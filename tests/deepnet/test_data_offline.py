@@ -9,12 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from deepnet.data import DatasetLayoutError, build_splits, dataset_info
-from deepnet.data.fashion_mnist import DEFAULT_DIR
 
-needs_fmnist = pytest.mark.skipif(
-    not (DEFAULT_DIR / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
-)
 
 
 @dataclass
@@ -53,7 +48,7 @@ def test_digits_mnist_override_missing(tmp_path):
         build_splits("digits", tmp_path, Pre())
 
 
-@needs_fmnist
+@pytest.mark.fashion_mnist
 def test_fmnist_subpop_disjoint_subclasses():
     from deepnet.data.fmnist_subpop import SUPERCLASSES
 
@@ -77,7 +72,7 @@ def test_fmnist_absent_says_how_to_install(tmp_path):
             build_splits(name, tmp_path, Pre())
 
 
-@needs_fmnist
+@pytest.mark.fashion_mnist
 def test_spurious_fmnist_correlation_rates():
     splits = build_splits("spurious_fmnist", None, Pre())
     info = dataset_info("spurious_fmnist")

@@ -137,6 +137,7 @@ def _features(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     return model.eval().backbone(x).numpy()
 
 
+@pytest.mark.fashion_mnist
 @pytest.mark.parametrize("name", CHECKPOINTS)
 def test_checkpoint_features_support_the_recorded_pretraining_accuracy(name):
     """A linear probe on the shipped backbone's features (500 train / 500 test images of the

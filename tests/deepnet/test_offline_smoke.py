@@ -20,6 +20,7 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.fashion_mnist
 def test_pretrain_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
     cfg = pretrain.PretrainConfig(arch="small_resnet", optimizer="adamw", train_images=200, epochs=1,
                                   batch_size=50, warmup_steps=2, test_images=100)
