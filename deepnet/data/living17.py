@@ -146,9 +146,9 @@ def breeds_task(info_dir: Path, level: int = LEVEL, ancestor: str = LIVING_THING
     half = n_subclasses // 2
     id_subs, ood_subs = [], []
     for sc in superclasses:
-        node, kids = sc, h.children_sorted(sc)
+        kids = h.children_sorted(sc)
         while len(kids) == 1:
-            node, kids = kids[0], h.children_sorted(kids[0])
+            kids = h.children_sorted(kids[0])
         pooled = sorted(w for kid in kids for w in sorted(h.leaves_under(kid)))
         chosen = [str(w) for w in rng.choice(pooled, 2 * half, replace=False)]
         if set(chosen[:half]) & set(chosen[half:]):
