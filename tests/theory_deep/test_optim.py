@@ -20,6 +20,19 @@ def _grads(params: list[np.ndarray], step: int) -> list[np.ndarray]:
     return [rng.standard_normal(p.shape) for p in params]
 
 
+def _assert_same_trajectory(opt, topt, params, tparams, steps, before_step=lambda step: None):
+    """Feed both optimizers the same gradients for `steps` steps; parameters must agree to 1e-10."""
+    for step in range(steps):
+        before_step(step)
+        grads = _grads(params, step)
+        opt.step(grads)
+        for tp, g in zip(tparams, grads):
+            tp.grad = torch.tensor(g)
+        topt.step()
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_sgd_hand_step():
     p = np.array([1.0, -2.0])
     g = np.array([0.5, 0.25])
@@ -83,18 +96,13 @@ def test_matches_torch_over_steps(name, torch_cls, hp):
     mults = [1.0, 0.2]
     opt = make_optimizer(name, params, lr=0.05, lr_mults=mults, **hp)
     topt = torch_cls([{"params": [tp], "lr": 0.05 * m} for tp, m in zip(tparams, mults)], **hp)
-    for step in range(7):
+    def schedule_change(step):
         if step == 4:  # a schedule change mid-run
             opt.lr = 0.02
             for group, m in zip(topt.param_groups, mults):
                 group["lr"] = 0.02 * m
-        grads = _grads(params, step)
-        opt.step(grads)
-        for tp, g in zip(tparams, grads):
-            tp.grad = torch.tensor(g)
-        topt.step()
-    for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+    _assert_same_trajectory(opt, topt, params, tparams, steps=7, before_step=schedule_change)
 
 
 TIMM_CASES = [
@@ -115,14 +123,7 @@ def test_layerwise_rules_match_timm_always_adapt(name, timm_name, hp):
     tparams = [torch.tensor(p.copy(), requires_grad=True) for p in params]
     opt = make_optimizer(name, params, lr=0.05, **hp)
     topt = getattr(timm_optim, timm_name)(tparams, lr=0.05, **hp, **extra)
-    for step in range(6):
-        grads = _grads(params, step)
-        opt.step(grads)
-        for tp, g in zip(tparams, grads):
-            tp.grad = torch.tensor(g)
-        topt.step()
-    for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+    _assert_same_trajectory(opt, topt, params, tparams, steps=6)
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
