@@ -16,8 +16,11 @@ Each run gets a directory <root>/<config hash> (config.json, checkpoint.pt, resu
 finished records are appended to <root>/results.jsonl. Re-running the same command skips finished
 runs, resumes interrupted ones from their checkpoint and retries failed ones (error.txt).
 
+Several specs run as one sweep (their runs together, one root; --root is then required).
+
 examples:
   python -m deepnet sweep experiments/specs/smoke.toml --dry-run
+  python -m deepnet sweep experiments/specs/offline_table_*.toml --root out/sweeps/offline_table --cpu-workers 2
   python -m deepnet sweep experiments/specs/table1.toml --no-pretrained --max-train-steps 2
   python -m deepnet sweep experiments/specs/table1.toml --launcher slurm \\
       --slurm slurm_partition=gpu --slurm timeout_min=720 --no-wait
@@ -40,8 +43,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=SWEEP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sweep.add_argument("spec", type=Path, help="sweep spec, e.g. experiments/specs/table1.toml")
-    sweep.add_argument("--root", type=Path, help="sweep directory (default: out/sweeps/<spec name>)")
+    sweep.add_argument("specs", nargs="+", type=Path, metavar="SPEC",
+                       help="sweep spec(s), e.g. experiments/specs/table1.toml")
+    sweep.add_argument("--root", type=Path,
+                       help="sweep directory (default: out/sweeps/<spec name>; required with several specs)")
     sweep.add_argument("--launcher", choices=["local", "slurm"], default="local",
                        help="local: sequential on CPU, one job per GPU otherwise; slurm: submitit array")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
@@ -56,6 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     overrides.add_argument("--device", help="torch device, e.g. cpu or cuda (default: auto)")
     launch = sweep.add_argument_group("launchers")
     launch.add_argument("--gpus", help="local: comma-separated GPU ids to use (default: all visible)")
+    launch.add_argument("--cpu-workers", type=int, default=1, metavar="N",
+                        help="local without a GPU: N worker processes with cores/N torch threads each "
+                             "(default 1: sequential in this process)")
     launch.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                         help="slurm: submitit AutoExecutor parameter over the spec's [slurm] table, "
                              "e.g. slurm_partition=gpu, timeout_min=720, gpus_per_node=1")
@@ -99,8 +107,14 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from deepnet.sweep.launchers import plan, run_sweep
 
+    if len(args.specs) > 1 and args.root is None:
+        print("error: several specs run as one sweep need --root DIR", file=sys.stderr)
+        return 2
+    if args.cpu_workers < 1:
+        print(f"error: --cpu-workers must be >= 1, got {args.cpu_workers}", file=sys.stderr)
+        return 2
     try:
-        spec = load_spec(args.spec)
+        specs = [load_spec(path) for path in args.specs]
         overrides = parse_assignments(args.set, "--set")
         for flag, field in (("data_root", "data_root"), ("epochs", "epochs"),
                             ("max_train_steps", "max_train_steps"), ("device", "device")):
@@ -108,12 +122,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 overrides[field] = getattr(args, flag)
         if args.no_pretrained:
             overrides["pretrained"] = False
-        cfgs = spec.expand(overrides)
-        slurm = {**spec.slurm, **parse_assignments(args.slurm, "--slurm")}
+        cfgs = [cfg for spec in specs for cfg in spec.expand(overrides)]
+        slurm = {**{k: v for spec in specs for k, v in spec.slurm.items()},
+                 **parse_assignments(args.slurm, "--slurm")}
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    root = args.root or Path("out") / "sweeps" / spec.name
+    root = args.root or Path("out") / "sweeps" / specs[0].name
     if args.dry_run:
         states = plan(cfgs, root)
         for cfg, state in states:
@@ -122,8 +137,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{len(states)} runs under {root}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         return 0
     options: dict[str, Any] = {}
-    if args.launcher == "local" and args.gpus:
-        options["gpus"] = [int(g) for g in args.gpus.split(",")]
+    if args.launcher == "local":
+        options["cpu_workers"] = args.cpu_workers
+        if args.gpus:
+            options["gpus"] = [int(g) for g in args.gpus.split(",")]
     if args.launcher == "slurm":
         options.update(slurm, wait=not args.no_wait, cluster=args.cluster)
     report = run_sweep(cfgs, root, launcher=args.launcher, max_runs=args.max_runs,

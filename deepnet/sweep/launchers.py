@@ -3,7 +3,9 @@
 - ``local`` on a CPU or a single GPU runs the pending runs one after another in this process
   (a progress bar over runs; the trainer shows its own bar per run). With several visible GPUs it
   starts one ``submitit.LocalExecutor`` job per GPU, pinned by ``CUDA_VISIBLE_DEVICES``, each job
-  working through a round-robin share of the runs; the bar follows the ``done`` markers.
+  working through a round-robin share of the runs; the bar follows the ``done`` markers. Without a
+  GPU, ``cpu_workers=N`` does the same with N CPU jobs of ``cores // N`` torch threads each: small
+  models use one core better each than two cores together.
 - ``slurm`` submits one Slurm array task per run with ``submitit.AutoExecutor`` (parameters from
   the spec's ``[slurm]`` table and ``--slurm KEY=VALUE``; defaults in :data:`SLURM_DEFAULTS`).
   Each task is ``Checkpointable``: on timeout or preemption submitit requeues it and the trainer
@@ -105,13 +107,24 @@ def launch_local(
     train_fn: TrainFn | None = None,
     progress: bool = True,
     gpus: list[int] | None = None,
+    cpu_workers: int = 1,
 ) -> list[RunOutcome]:
-    """Sequential on CPU / one GPU; one pinned ``LocalExecutor`` job per GPU when ``gpus`` has several.
+    """Sequential on CPU / one GPU; otherwise one ``LocalExecutor`` job per GPU in ``gpus`` or,
+    with no GPU, ``cpu_workers`` CPU jobs, each working through a round-robin share of ``cfgs``.
 
     ``gpus`` defaults to the visible CUDA devices (``CUDA_VISIBLE_DEVICES`` ids when set).
     """
+    if cpu_workers < 1:
+        raise ValueError(f"cpu_workers must be >= 1, got {cpu_workers}")
     gpus = visible_gpus() if gpus is None else list(gpus)
-    if len(gpus) <= 1 or len(cfgs) == 1:
+    if len(gpus) > 1:
+        workers = [_Worker(f"gpu{gpu}", visible_gpus=(gpu,)) for gpu in gpus]
+    elif not gpus and cpu_workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // cpu_workers)
+        workers = [_Worker(f"cpu{i}", visible_gpus=(), threads=threads) for i in range(cpu_workers)]
+    else:
+        workers = []
+    if len(workers) <= 1 or len(cfgs) == 1:
         outcomes = []
         bar = tqdm(cfgs, desc="sweep", unit="run", disable=not progress)
         for cfg in bar:
@@ -119,13 +132,15 @@ def launch_local(
             outcomes.append(run_one(cfg, root, train_fn, progress=progress))
         return outcomes
     jobs, shares = [], []
-    for index, gpu in enumerate(gpus):
-        share = cfgs[index :: len(gpus)]
+    for index, worker in enumerate(workers):
+        share = cfgs[index :: len(workers)]
         if not share:
             continue
-        executor = submitit.LocalExecutor(folder=root / "submitit" / f"gpu{gpu}")
-        executor.update_parameters(gpus_per_node=1, visible_gpus=(gpu,), timeout_min=SLURM_DEFAULTS["timeout_min"])
-        jobs.append(executor.submit(run_many, [c.to_dict() for c in share], str(root), train_fn))
+        executor = submitit.LocalExecutor(folder=root / "submitit" / worker.name)
+        executor.update_parameters(gpus_per_node=len(worker.visible_gpus), visible_gpus=worker.visible_gpus,
+                                   timeout_min=SLURM_DEFAULTS["timeout_min"])
+        jobs.append(executor.submit(run_many, [c.to_dict() for c in share], str(root), train_fn,
+                                    threads=worker.threads))
         shares.append(share)
     _follow(jobs, cfgs, root, progress)
     outcomes = []
@@ -138,6 +153,15 @@ def launch_local(
                 for c in share if run_state(root, c) != "done"
             ]
     return outcomes
+
+
+@dataclass(frozen=True)
+class _Worker:
+    """One local worker process: its name (submitit log folder), GPUs, and torch threads (None: default)."""
+
+    name: str
+    visible_gpus: tuple[int, ...]
+    threads: int | None = None
 
 
 def visible_gpus() -> list[int]:

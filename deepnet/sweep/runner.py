@@ -113,7 +113,13 @@ def run_one(
 
 
 def run_many(
-    cfgs: list[dict], root: str, train_fn: TrainFn | None = None, progress: bool = False
+    cfgs: list[dict], root: str, train_fn: TrainFn | None = None, progress: bool = False,
+    threads: int | None = None,
 ) -> list[RunOutcome]:
-    """Run configs (as dicts, so the call pickles plainly for submitit) one after another."""
+    """Run configs (as dicts, so the call pickles plainly for submitit) one after another,
+    with ``threads`` torch intra-op threads when given (CPU workers sharing a machine)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     return [run_one(RunConfig.from_dict(c), root, train_fn, progress) for c in cfgs]

@@ -14,6 +14,7 @@ from pathlib import Path
 import cloudpickle
 import pytest
 import submitit
+import torch
 
 from deepnet.config import RunConfig
 from deepnet.results import append_jsonl, read_jsonl, write_json
@@ -53,6 +54,8 @@ def fake_train(cfg: RunConfig, run_dir: Path, progress: bool = True) -> dict:
         "history": [],
         "resumed": resumed,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "pid": os.getpid(),
+        "torch_threads": torch.get_num_threads(),
     }
     write_json(run_dir / "result.json", record)
     return record
@@ -234,6 +237,19 @@ def test_local_launcher_pins_one_gpu_per_job(tmp_path, monkeypatch):
     assert "worker died" in report.failed[0].error and report.failed[0].key == cfgs[1].key()
 
 
+def test_local_launcher_cpu_workers_share_runs_with_split_threads(tmp_path, monkeypatch):
+    monkeypatch.setattr(launchers, "POLL_S", 0.2)
+    monkeypatch.setattr(launchers, "visible_gpus", lambda: [])
+    cfgs = configs(lrs=(0.1, 0.2, 0.3))
+    report = run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False, cpu_workers=2)
+    assert [o.status for o in report.outcomes] == ["ok", "ok", "ok"]
+    records = {r["config"]["lr"]: r for r in read_jsonl(tmp_path / RESULTS_FILE)}
+    assert records[0.1]["pid"] == records[0.3]["pid"] != records[0.2]["pid"] != os.getpid()
+    assert {r["torch_threads"] for r in records.values()} == {max(1, (os.cpu_count() or 1) // 2)}
+    with pytest.raises(ValueError, match="cpu_workers"):
+        run_sweep(configs(lrs=(0.4,)), tmp_path, train_fn=fake_train, cpu_workers=0)
+
+
 # ---------------------------------------------------------------- collect
 
 
@@ -313,6 +329,19 @@ def test_cli_dry_run_collect_and_errors(tmp_path, capsys):
     assert sweep_main(["collect", str(tmp_path)]) == 0
     assert "| model | dataset | method |" in capsys.readouterr().out
     assert sweep_main(["collect", str(tmp_path / "nowhere")]) == 2
+
+
+def test_cli_several_specs_make_one_sweep(tmp_path, capsys):
+    specs = []
+    for name, method in (("one", "sgd"), ("two", "adamw")):
+        specs.append(tmp_path / f"{name}.toml")
+        specs[-1].write_text(f'name = "{name}"\nmodels = ["small_vit"]\ndatasets = ["digits"]\n'
+                             f'methods = ["{method}"]\n[lr_grid]\n{method} = [0.1]\n')
+    args = ["sweep", *map(str, specs), "--dry-run"]
+    assert sweep_main(args) == 2 and "need --root" in capsys.readouterr().err
+    assert sweep_main([*args, "--root", str(tmp_path / "both")]) == 0
+    assert "2 runs under" in capsys.readouterr().out
+    assert sweep_main(["sweep", str(specs[0]), "--cpu-workers", "0"]) == 2
 
 
 # ---------------------------------------------------------------- end to end, real trainer
