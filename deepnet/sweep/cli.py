@@ -85,6 +85,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="per_seed: best LR per seed (default); mean: one LR per cell by mean ID val")
     collect.add_argument("--format", choices=["markdown", "csv"],
                          help="output format (default: from --out's suffix, else markdown)")
+    collect.add_argument("--pivot", metavar="METRIC",
+                         help="markdown, one metric (e.g. ood_avg, id_val, worst_group) with a column per "
+                              "method and a row per model x dataset")
+    collect.add_argument("--methods", metavar="M1,M2,...",
+                         help="only these methods, in this order (the pivot's columns)")
     collect.add_argument("--out", type=Path, help="write the table here (atomically) instead of stdout")
     collect.set_defaults(func=cmd_collect)
 
@@ -152,7 +157,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from deepnet.results import atomic_path
-    from deepnet.sweep.collect import load_records, select_best, summarize, to_csv, to_markdown
+    from deepnet.sweep.collect import load_records, select_best, summarize, to_csv, to_markdown, to_pivot_markdown
 
     try:
         records = load_records(args.paths)
@@ -160,8 +165,19 @@ def cmd_collect(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     rows = summarize(select_best(records, args.selection))
+    methods = args.methods.split(",") if args.methods else None
+    if methods:
+        rows = [row for row in rows if row["method"] in methods]
+        rows.sort(key=lambda row: methods.index(row["method"]))
     fmt = args.format or ("csv" if args.out and args.out.suffix == ".csv" else "markdown")
-    text = to_csv(rows) if fmt == "csv" else to_markdown(rows)
+    if args.pivot and fmt != "markdown":
+        print("error: --pivot writes markdown only", file=sys.stderr)
+        return 2
+    try:
+        text = to_pivot_markdown(rows, args.pivot, methods) if args.pivot else to_csv(rows) if fmt == "csv" else to_markdown(rows)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(text)

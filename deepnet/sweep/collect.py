@@ -179,6 +179,30 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_pivot_markdown(rows: list[dict[str, Any]], metric: str, methods: list[str] | None = None) -> str:
+    """One metric as a paper-style table: a row per (model, dataset, other varying settings), a
+    column per method (``methods`` in that order, else as they appear), cells ``mean ± 90%
+    half-width`` in percent."""
+    if not rows:
+        return "(no results)\n"
+    if not any(f"{metric}_mean" in row for row in rows):
+        known = sorted({c[: -len("_mean")] for row in rows for c in row if c.endswith("_mean")})
+        raise ValueError(f"no metric {metric!r} in these results; known: {', '.join(known)}")
+    settings = [c for c in rows[0] if c not in ("method", "n_seeds", "n_lrs", "n_diverged", "lr")
+                and not c.endswith(("_mean", "_ci90"))]
+    methods = methods or list(dict.fromkeys(row["method"] for row in rows))
+    table: dict[tuple, dict[str, str]] = {}
+    for row in rows:
+        cells = table.setdefault(tuple(str(row[c]) for c in settings), {})
+        cells[row["method"]] = _percent(row.get(f"{metric}_mean"), row.get(f"{metric}_ci90"))
+    lines = [
+        f"| {' | '.join(settings + methods)} |",
+        "|" + "---|" * (len(settings) + len(methods)),
+    ]
+    lines += [f"| {' | '.join(list(key) + [cells.get(m, '') for m in methods])} |" for key, cells in table.items()]
+    return "\n".join(lines) + "\n"
+
+
 def _best(records: list[dict]) -> dict:
     return max(records, key=lambda r: (_id_val(r), -r["config"]["lr"]))
 
