@@ -88,6 +88,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     collect.add_argument("--pivot", metavar="METRIC",
                          help="markdown, one metric (e.g. ood_avg, id_val, worst_group) with a column per "
                               "method and a row per model x dataset")
+    collect.add_argument("--diff", action="append", default=[], metavar="A-B",
+                         help="markdown, method A minus method B paired by seed, on --metric (repeatable), "
+                              "e.g. --diff sgd_freeze_embed-sgd")
+    collect.add_argument("--metric", default="ood_avg", help="the metric of --diff (default: ood_avg)")
     collect.add_argument("--methods", metavar="M1,M2,...",
                          help="only these methods, in this order (the pivot's columns)")
     collect.add_argument("--out", type=Path, help="write the table here (atomically) instead of stdout")
@@ -157,24 +161,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from deepnet.results import atomic_path
-    from deepnet.sweep.collect import load_records, select_best, summarize, to_csv, to_markdown, to_pivot_markdown
+    from deepnet.sweep.collect import (differences_to_markdown, load_records, paired_differences, select_best,
+                                       summarize, to_csv, to_markdown, to_pivot_markdown)
 
     try:
         records = load_records(args.paths)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    rows = summarize(select_best(records, args.selection))
+    cells = select_best(records, args.selection)
+    rows = summarize(cells)
     methods = args.methods.split(",") if args.methods else None
     if methods:
         rows = [row for row in rows if row["method"] in methods]
         rows.sort(key=lambda row: methods.index(row["method"]))
     fmt = args.format or ("csv" if args.out and args.out.suffix == ".csv" else "markdown")
-    if args.pivot and fmt != "markdown":
-        print("error: --pivot writes markdown only", file=sys.stderr)
+    if (args.pivot or args.diff) and fmt != "markdown":
+        print("error: --pivot and --diff write markdown only", file=sys.stderr)
         return 2
     try:
-        text = to_pivot_markdown(rows, args.pivot, methods) if args.pivot else to_csv(rows) if fmt == "csv" else to_markdown(rows)
+        if args.diff:
+            text = differences_to_markdown(paired_differences(cells, _method_pairs(args.diff, rows), args.metric))
+        elif args.pivot:
+            text = to_pivot_markdown(rows, args.pivot, methods)
+        else:
+            text = to_csv(rows) if fmt == "csv" else to_markdown(rows)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -185,6 +196,18 @@ def cmd_collect(args: argparse.Namespace) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def _method_pairs(items: list[str], rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``["a-b"]`` -> ``[("a", "b")]``, both names among the collected methods."""
+    known = sorted({row["method"] for row in rows})
+    pairs = []
+    for item in items:
+        a, sep, b = item.partition("-")
+        if not sep or a not in known or b not in known:
+            raise ValueError(f"--diff expects A-B with methods from the results ({', '.join(known)}), got {item!r}")
+        pairs.append((a, b))
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -203,6 +203,54 @@ def to_pivot_markdown(rows: list[dict[str, Any]], metric: str, methods: list[str
     return "\n".join(lines) + "\n"
 
 
+def paired_differences(cells: list[Cell], pairs: list[tuple[str, str]], metric: str) -> list[dict[str, Any]]:
+    """Method A minus method B on ``metric``, paired by seed: for each setting (model, dataset, ...)
+    and pair, the per-seed differences of the two chosen runs, their mean and 90% half-width.
+
+    Pairing by seed removes what the two methods share within a seed (head init, data order), so
+    the interval is the one of the difference, not two overlapping intervals. Only seeds where both
+    chosen runs report the metric count (``n``). Returns one row per setting with keys
+    ``"A-B_mean"``, ``"A-B_ci90"``, ``"A-B_n"``.
+    """
+    varying = _varying_settings(cells)
+    shown = _ALWAYS_SHOWN[:-1] + tuple(varying)
+    by_setting: dict[tuple, dict[str, Cell]] = {}
+    for cell in cells:
+        key = tuple(str(cell.setting[k]) for k in shown)
+        by_setting.setdefault(key, {})[cell.setting["method"]] = cell
+    rows = []
+    for key, methods in sorted(by_setting.items()):
+        row: dict[str, Any] = dict(zip(shown, key))
+        for a, b in pairs:
+            name = f"{a}-{b}"
+            seeds_a = {r["config"]["seed"]: metric_values(r).get(metric) for r in methods[a].chosen} if a in methods else {}
+            seeds_b = {r["config"]["seed"]: metric_values(r).get(metric) for r in methods[b].chosen} if b in methods else {}
+            diffs = [seeds_a[s] - seeds_b[s] for s in sorted(seeds_a.keys() & seeds_b.keys())
+                     if _is_number(seeds_a[s]) and _is_number(seeds_b[s])]
+            row[f"{name}_mean"], row[f"{name}_ci90"] = interval90(diffs) if diffs else (None, None)
+            row[f"{name}_n"] = len(diffs)
+        rows.append(row)
+    return rows
+
+
+def differences_to_markdown(rows: list[dict[str, Any]]) -> str:
+    """Paired differences as markdown, in percentage points: ``+mean ± 90% half-width (n)``."""
+    if not rows:
+        return "(no results)\n"
+    settings = [c for c in rows[0] if not c.endswith(("_mean", "_ci90", "_n"))]
+    pairs = [c[: -len("_mean")] for c in rows[0] if c.endswith("_mean")]
+    lines = [f"| {' | '.join(settings + [p.replace('-', ' − ') for p in pairs])} |",
+             "|" + "---|" * (len(settings) + len(pairs))]
+    for row in rows:
+        cells = [str(row[c]) for c in settings]
+        for p in pairs:
+            centre, half, n = row[f"{p}_mean"], row[f"{p}_ci90"], row[f"{p}_n"]
+            cells.append("" if centre is None else
+                         f"{100 * centre:+.1f}" + (f" ± {100 * half:.1f}" if half is not None else "") + f" ({n})")
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
 def _best(records: list[dict]) -> dict:
     return max(records, key=lambda r: (_id_val(r), -r["config"]["lr"]))
 

@@ -21,7 +21,8 @@ from deepnet.results import append_jsonl, read_jsonl, write_json
 from deepnet.sweep import SpecError, load_spec, parse_spec, plan, run_sweep
 from deepnet.sweep import launchers
 from deepnet.sweep.cli import main as sweep_main
-from deepnet.sweep.collect import interval90, load_records, select_best, summarize, to_csv, to_markdown
+from deepnet.sweep.collect import (differences_to_markdown, interval90, load_records, paired_differences,
+                                   select_best, summarize, to_csv, to_markdown)
 from deepnet.sweep.runner import RESULTS_FILE, run_dir_of, run_one
 
 REPO = Path(__file__).resolve().parents[2]
@@ -304,6 +305,19 @@ def test_collect_selection_modes_and_duplicates(tmp_path):
         select_best(records, "oracle")
 
 
+def test_paired_differences_pair_by_seed(tmp_path):
+    hand_made_results(tmp_path / "results.jsonl")
+    for seed, ood in enumerate([0.85, 0.87, 0.89]):  # 5 points above sgd's chosen run in every seed
+        append_jsonl(tmp_path / "results.jsonl", record(1e-3, seed, id_val=0.9, ood=ood, method="sgd_freeze_embed"))
+    cells = select_best(load_records(tmp_path))
+    (row,) = paired_differences(cells, [("sgd_freeze_embed", "sgd"), ("adamw", "sgd")], "ood_avg")
+    assert (row["model"], row["dataset"]) == ("small_vit", "digits")
+    assert row["sgd_freeze_embed-sgd_mean"] == pytest.approx(0.05) and row["sgd_freeze_embed-sgd_n"] == 3
+    assert row["sgd_freeze_embed-sgd_ci90"] == pytest.approx(0.0, abs=1e-12)  # unpaired: ± 3.4 each
+    assert row["adamw-sgd_n"] == 1 and row["adamw-sgd_ci90"] is None  # adamw ran seed 0 only
+    assert "| +5.0 ± 0.0 (3) | -70.0 (1) |" in differences_to_markdown([row])
+
+
 def test_interval_single_value_and_empty():
     assert interval90([0.5]) == (0.5, None)
     with pytest.raises(ValueError):
@@ -337,6 +351,9 @@ def test_cli_dry_run_collect_and_errors(tmp_path, capsys):
     assert row == f"| small_vit | digits | {82.0:.1f} ± {100 * interval90([0.80, 0.82, 0.84])[1]:.1f} | 10.0 |"
     assert sweep_main(["collect", str(tmp_path), "--pivot", "nope"]) == 2
     assert "no metric 'nope'" in capsys.readouterr().err
+    assert sweep_main(["collect", str(tmp_path), "--diff", "adamw-sgd"]) == 0
+    assert "| small_vit | digits | -70.0 (1) |" in capsys.readouterr().out
+    assert sweep_main(["collect", str(tmp_path), "--diff", "foo-sgd"]) == 2
 
 
 def test_cli_several_specs_make_one_sweep(tmp_path, capsys):
