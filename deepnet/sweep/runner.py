@@ -117,9 +117,11 @@ def run_many(
     threads: int | None = None,
 ) -> list[RunOutcome]:
     """Run configs (as dicts, so the call pickles plainly for submitit) one after another,
-    with ``threads`` torch intra-op threads when given (CPU workers sharing a machine)."""
+    with ``threads`` torch and BLAS threads when given (CPU workers sharing a machine)."""
     if threads is not None:
         import torch
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(threads)
+        threadpool_limits(threads)  # numpy/scipy BLAS, e.g. the linear probe's lbfgs; for this process
     return [run_one(RunConfig.from_dict(c), root, train_fn, progress) for c in cfgs]

@@ -207,6 +207,24 @@ def test_linear_probe_picks_c_on_id_val_and_folds_standardization():
     assert np.allclose(logits, ref.decision_function(scaler.transform(vx)), atol=1e-2)
 
 
+def test_probe_fits_are_remembered_by_content(monkeypatch):
+    from deepnet.methods import linear_probe
+
+    calls = []
+    real = linear_probe._fit_linear_probe
+    monkeypatch.setattr(linear_probe, "_fit_linear_probe", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(linear_probe, "_FIT_CACHE", type(linear_probe._FIT_CACHE)())
+    tx, ty = _blobs(np.random.default_rng(1), 60)
+    grid = (0.1, 1.0)
+    first = fit_linear_probe(tx, ty, tx, ty, num_classes=3, c_grid=grid)
+    first.weight[:] = 0.0  # a caller's change must not reach the next caller
+    again = fit_linear_probe(tx.copy(), ty.copy(), tx, ty, num_classes=3, c_grid=grid)
+    assert len(calls) == 1 and np.abs(again.weight).sum() > 0
+    fit_linear_probe(tx + 1e-9, ty, tx, ty, num_classes=3, c_grid=grid)  # other features: a new fit
+    fit_linear_probe(tx, ty, tx, ty, num_classes=3, c_grid=(0.1,))  # other grid: a new fit
+    assert len(calls) == 3
+
+
 def test_binary_probe_and_lp_ft_head_initialised_from_probe():
     bundle = create_model("small_vit", num_classes=2, pretrained=False)
     model = bundle.model.eval()
