@@ -5,6 +5,7 @@ The same commands run as ``python -m deepnet.sweep sweep ...`` / ``python -m dee
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -152,8 +153,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             options["gpus"] = [int(g) for g in args.gpus.split(",")]
     if args.launcher == "slurm":
         options.update(slurm, wait=not args.no_wait, cluster=args.cluster)
-    report = run_sweep(cfgs, root, launcher=args.launcher, max_runs=args.max_runs,
-                       progress=not args.no_progress, **options)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        report = run_sweep(cfgs, root, launcher=args.launcher, max_runs=args.max_runs,
+                           progress=not args.no_progress, **options)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: run the same command again to resume ({root})", file=sys.stderr)
+        return 130
     print(report.summary())
     print(f"results: {root / 'results.jsonl'}  (tables: python -m deepnet collect {root})")
     return 1 if report.failed else 0
@@ -196,6 +202,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM handler: stop like Ctrl-C, so local workers are stopped with the sweep."""
+    raise KeyboardInterrupt
 
 
 def _method_pairs(items: list[str], rows: list[dict[str, Any]]) -> list[tuple[str, str]]:

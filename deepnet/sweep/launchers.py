@@ -142,7 +142,12 @@ def launch_local(
         jobs.append(executor.submit(run_many, [c.to_dict() for c in share], str(root), train_fn,
                                     threads=worker.threads))
         shares.append(share)
-    _follow(jobs, cfgs, root, progress)
+    try:
+        _follow(jobs, cfgs, root, progress)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, see the CLI): stop the workers too, not only this process
+        for job in jobs:
+            job.cancel(check=False)
+        raise
     outcomes = []
     for job, share in zip(jobs, shares):
         try:

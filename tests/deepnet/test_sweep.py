@@ -9,6 +9,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import cloudpickle
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 CRASH_LR = 0.5      # the fake trainer writes a checkpoint then raises on its first attempt
 DIVERGE_LR = 0.9    # the fake trainer reports a diverged run
 EXIT_LR = 0.7       # the fake trainer kills its process (as the OOM killer would)
+SLEEP_LR = 0.8      # the fake trainer writes its pid into the run dir, then sleeps for a minute
 
 # Submitit's LocalExecutor unpickles jobs in a fresh process: ship this module's fakes by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -43,6 +45,9 @@ def fake_train(cfg: RunConfig, run_dir: Path, progress: bool = True) -> dict:
     checkpoint.write_text("epoch 1")
     if cfg.lr == EXIT_LR:
         os._exit(1)
+    if cfg.lr == SLEEP_LR:
+        (run_dir / "pid").write_text(str(os.getpid()))
+        time.sleep(60)
     if cfg.lr == CRASH_LR and not resumed:
         raise RuntimeError("simulated crash mid-run")
     diverged = cfg.lr == DIVERGE_LR
@@ -249,6 +254,29 @@ def test_local_launcher_cpu_workers_share_runs_with_split_threads(tmp_path, monk
     assert {r["torch_threads"] for r in records.values()} == {max(1, (os.cpu_count() or 1) // 2)}
     with pytest.raises(ValueError, match="cpu_workers"):
         run_sweep(configs(lrs=(0.4,)), tmp_path, train_fn=fake_train, cpu_workers=0)
+
+
+def test_interrupted_local_sweep_stops_its_workers(tmp_path, monkeypatch):
+    def interrupt_once_started(jobs, cfgs, root, progress):
+        pid_file = run_dir_of(root, cfgs[0]) / "pid"
+        while not pid_file.exists():
+            time.sleep(0.1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launchers, "_follow", interrupt_once_started)
+    monkeypatch.setattr(launchers, "visible_gpus", lambda: [])
+    cfgs = configs(lrs=(SLEEP_LR, SLEEP_LR + 0.01))
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False, cpu_workers=2)
+    pid = int((run_dir_of(tmp_path, cfgs[0]) / "pid").read_text())
+    for _ in range(100):  # the worker gets SIGINT; it must be gone well before its 60 s sleep ends
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"worker {pid} still runs 10 s after the sweep was interrupted")
 
 
 # ---------------------------------------------------------------- collect
