@@ -7,6 +7,8 @@
 ``memory``      bytes after one training step per method (Table 4): params, grads and the real
     optimizer's state (C13: 8 / 12 / 16 B per trainable parameter) on the meta device (shapes only,
     any model size), plus the exact saved activations on CPU or the CUDA peak on a GPU.
+``throughput``  images/s and peak memory of timed training steps per method (real ViT-B/16 etc. on
+    a GPU when one is lent; any device works), with the device named.
 ``distortion``  feature change ||phi_ft(x) - phi_0(x)|| on ID and OOD splits (LP-FT paper; claims
     C1, C7): either fine-tunes with FT (``sgd``) and LP-FT (``lp_ft``) through
     :func:`deepnet.train.train`, or (``--runs``) measures existing run directories kept with their
@@ -14,7 +16,8 @@
 
 Each command writes ``<out>/<stem>.jsonl`` (one JSON object per row), a CSV of the same rows, a PNG
 and ``<out>/<stem>_summary.json`` (with the commit and command), all atomically, and prints a
-summary; ``<stem>`` is the command's name (``memory_<device type>`` for memory).
+summary; ``<stem>`` is the command's name (``memory_<device type>`` / ``throughput_<device type>``
+for memory / throughput).
 """
 from __future__ import annotations
 
@@ -32,7 +35,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from deepnet.measure.plots import GIB, NORMALIZATIONS, plot_distortion, plot_gradnorms, plot_memory, save_figure
+from deepnet.measure.plots import (GIB, NORMALIZATIONS, plot_distortion, plot_gradnorms, plot_memory, plot_throughput,
+                                   save_figure)
 from deepnet.results import atomic_path, environment, git_commit
 
 PROG = "python -m deepnet.measure"
@@ -200,6 +204,56 @@ def cmd_memory(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return stem, {"device": str(device), "rows": len(rows), "batch_size": a.batch_size, "adamw_over_this": ratios}
 
 
+# --- throughput ---------------------------------------------------------------------------------
+
+def cmd_throughput(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    from deepnet.measure.throughput import device_name, measure_throughput
+    from deepnet.methods import get_method
+    from deepnet.models import create_model
+
+    device = resolve_device(a.device, meta_fallback=False)
+    if device.type == "meta":
+        sys.exit("throughput needs real tensors: --device cpu, cuda or auto")
+    kw: dict[str, Any] = {"device": device}
+    if a.backend:
+        kw["backend"] = a.backend
+    if a.image_size:
+        kw["img_size"] = a.image_size
+    name = device_name(device)
+    rows = []
+    print(f"{name}; batch {a.batch_size}; {a.warmup} warm-up + {a.steps} timed steps; "
+          f"{'bf16 autocast' if a.amp else 'fp32'}; GiB = 2**30 bytes")
+    print(f"{'model':18} {'method':30} {'trainable':>12} {'images/s':>9} {'step ms':>8} {'cuda peak':>9} {'vs sgd':>7}")
+    for model in a.models:
+        per_model = []
+        for method in a.methods:
+            torch.manual_seed(0)
+            bundle = create_model(model, num_classes=a.num_classes, pretrained=False, **kw)
+            if a.channels_last:
+                bundle.model.to(memory_format=torch.channels_last)
+            h, w = bundle.preprocess.input_size
+            x = torch.randn(a.batch_size, 3, h, w, device=device)
+            y = torch.randint(0, a.num_classes, (a.batch_size,), device=device)
+            t = measure_throughput(bundle.model, bundle.layer_map, get_method(method), x, y,
+                                   steps=a.steps, warmup=a.warmup, amp=a.amp)
+            per_model.append({"model": model, "input_size": [h, w], "device_name": name, **t.as_dict()})
+            del bundle, x, y
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        base = next((r["images_per_s"] for r in per_model if r["method"] == "sgd"), math.nan)
+        for r in per_model:
+            peak = f"{r['cuda_peak_bytes'] / GIB:9.3f}" if r["cuda_peak_bytes"] is not None else f"{'-':>9}"
+            print(f"{model:18} {r['method']:30} {r['num_trainable']:12,d} {r['images_per_s']:9.1f} "
+                  f"{r['step_ms_median']:8.1f} {peak} {r['images_per_s'] / base:7.2f}")
+        rows += per_model
+    stem = f"throughput_{device.type}"
+    write_rows(a.out, stem, rows)
+    save_figure(plot_throughput(rows, a.models, a.methods, f"{name}, batch {a.batch_size}"), a.out / f"{stem}.png")
+    return stem, {"device": str(device), "device_name": name, "batch_size": a.batch_size, "steps": a.steps,
+                  "warmup": a.warmup, "amp": a.amp,
+                  "images_per_s": {f"{r['model']}/{r['method']}": r["images_per_s"] for r in rows}}
+
+
 # --- distortion ---------------------------------------------------------------------------------
 
 def _sample(dataset: Dataset, n: int | None) -> Dataset:
@@ -359,6 +413,25 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--image-size", type=int, default=None, help="override the model's input size")
     m.add_argument("--backend", choices=["timm", "open_clip"], default=None, help="CLIP backend (default timm)")
 
+    t = sub.add_parser("throughput", help="images/s and peak memory of timed training steps per method",
+                       description="Build each model with random weights (speed does not depend on their values), "
+                                   "then per method time whole training steps (forward, backward, the method's "
+                                   "real optimizer step) on a random batch after warm-up steps; report images/s, "
+                                   "the median step time and, on a GPU, torch.cuda.max_memory_allocated. The "
+                                   "device is named in every row. Data loading is not included.")
+    t.add_argument("--models", nargs="+", default=["clip_vit_b16"])
+    t.add_argument("--methods", nargs="+", default=["sgd", "adamw", "sgd_freeze_embed", "sgd_freeze_embed_no_momentum",
+                                                    "adamw_freeze_embed", "sgd_no_momentum"])
+    t.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:1 ...")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--steps", type=int, default=10, help="timed steps per method (default 10)")
+    t.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    t.add_argument("--amp", action="store_true", help="bfloat16 autocast for forward and loss")
+    t.add_argument("--channels-last", action="store_true", help="channels_last memory format (convnets)")
+    t.add_argument("--num-classes", type=int, default=10)
+    t.add_argument("--image-size", type=int, default=None, help="override the model's input size")
+    t.add_argument("--backend", choices=["timm", "open_clip"], default=None, help="CLIP backend (default timm)")
+
     d = sub.add_parser("distortion", help="feature change ID vs OOD after FT and LP-FT (LP-FT paper)",
                        description="Either fine-tune FT (method sgd at --ft-lr) and LP-FT (lp_ft at --lpft-lr) "
                                    "from one pretrained init, or measure existing run directories (--runs) "
@@ -388,12 +461,13 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--image-size", type=int, default=None, help="override the model's input size")
         s.add_argument("--no-pretrained", action="store_true", help="random weights (offline smoke runs)")
     g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:1 ...")
-    for s in (g, m, d):
+    for s in (g, m, t, d):
         s.add_argument("--out", type=Path, required=True, help="output folder for .jsonl/.csv/.png/summary")
     return p
 
 
-COMMANDS = {"gradnorms": cmd_gradnorms, "memory": cmd_memory, "distortion": cmd_distortion}
+COMMANDS = {"gradnorms": cmd_gradnorms, "memory": cmd_memory, "throughput": cmd_throughput,
+            "distortion": cmd_distortion}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,6 +72,25 @@ def plot_memory(rows: list[dict[str, Any]], models: list[str], methods: list[str
     return fig
 
 
+def plot_throughput(rows: list[dict[str, Any]], models: list[str], methods: list[str], title: str):
+    """Grouped bars: training images/s per model and method, the CUDA peak (GiB) written on each bar."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.6 + 1.7 * len(models), 3.6))
+    width = 0.8 / len(methods)
+    for k, method in enumerate(methods):
+        found = [next(r for r in rows if r["model"] == m and r["method"] == method) for m in models]
+        xs = [i + k * width for i in range(len(models))]
+        ax.bar(xs, [r["images_per_s"] for r in found], width, label=method)
+        for x, r in zip(xs, found):
+            if r["cuda_peak_bytes"] is not None:
+                ax.text(x, r["images_per_s"], f"{r['cuda_peak_bytes'] / GIB:.1f}", ha="center", va="bottom", fontsize=6)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))], models)
+    ax.set_ylabel("training images / s")
+    ax.legend(fontsize=7)
+    ax.set_title(f"Training throughput ({title}; GiB peak on bars when on a GPU)", fontsize=9)
+    return fig
+
+
 def distortion_label(method: str, lr: float, ambiguous: bool) -> str:
     """``FT`` / ``LP-FT`` for the paper's two methods, else the method name (with the lr if needed)."""
     name = {"sgd": "FT", "lp_ft": "LP-FT"}.get(method, method)

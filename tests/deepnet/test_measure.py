@@ -233,3 +233,63 @@ def test_distortion_cli_refuses_random_weight_runs(tmp_path):
     torch.save({"config": cfg.to_dict(), "model": {}}, tmp_path / "checkpoint.pt")
     with pytest.raises(SystemExit, match="pretrained"):
         main(["distortion", "--runs", str(tmp_path), "--out", str(tmp_path / "out")])
+
+
+def test_throughput_times_real_steps_and_keeps_the_frozen_embedding():
+    from deepnet.measure.throughput import measure_throughput
+
+    x, y, _ = batches(1, size=4)[0]
+    model, layer_map = tiny_vit()
+    params = dict(model.named_parameters())
+    embed_before = {n: params[n].detach().clone() for n in layer_map.embed}
+    frozen = measure_throughput(model, layer_map, get_method("sgd_freeze_embed"), x, y, steps=2, warmup=1)
+    assert embed_before and all(torch.equal(v, params[n]) for n, v in embed_before.items())
+    assert not torch.equal(params["head.weight"], tiny_vit()[0].head.weight)  # the rest was trained
+    model, layer_map = tiny_vit()
+    full = measure_throughput(model, layer_map, get_method("adamw"), x, y, steps=2, warmup=1)
+    assert frozen.num_trainable < full.num_trainable == sum(p.numel() for p in model.parameters())
+    for t in (frozen, full):
+        assert t.images_per_s == pytest.approx(4 * 2 / t.seconds) and t.step_ms_min <= t.step_ms_median
+        assert t.cuda_peak_bytes is None and t.device == "cpu"
+    with pytest.raises(ValueError, match="steps"):
+        measure_throughput(model, layer_map, get_method("sgd"), x, y, steps=0)
+    meta_model, meta_map = tiny_vit(device="meta")
+    with pytest.raises(ValueError, match="meta"):
+        measure_throughput(meta_model, meta_map, get_method("sgd"), x.to("meta"), y.to("meta"))
+
+
+def test_throughput_counts_every_optimizer_step(monkeypatch):
+    from deepnet.measure import throughput
+
+    steps_taken = []
+    real_build = get_method("adamw").build_optimizer
+
+    def counting_build(model, layer_map, lr):
+        optimizer = real_build(model, layer_map, lr)
+        optimizer.register_step_post_hook(lambda *args: steps_taken.append(1))
+        return optimizer
+
+    method = get_method("adamw")
+    monkeypatch.setattr(type(method), "build_optimizer", lambda self, m, lm, lr: counting_build(m, lm, lr))
+    model, layer_map = tiny_vit()
+    x, y, _ = batches(1, size=2)[0]
+    throughput.measure_throughput(model, layer_map, method, x, y, steps=3, warmup=2)
+    assert len(steps_taken) == 5
+
+
+def test_throughput_cli_names_the_device_and_writes_the_table(tmp_path, capsys):
+    from deepnet.measure.cli import main
+    from deepnet.results import read_json
+
+    main(["throughput", "--models", "small_resnet", "--methods", "sgd", "sgd_freeze_embed", "--device", "cpu",
+          "--batch-size", "2", "--steps", "1", "--warmup", "0", "--out", str(tmp_path)])
+    assert "images/s" in capsys.readouterr().out
+    rows = _jsonl(tmp_path / "throughput_cpu.jsonl")
+    assert [r["method"] for r in rows] == ["sgd", "sgd_freeze_embed"]
+    assert all(r["device_name"].startswith("CPU") and r["images_per_s"] > 0 for r in rows)
+    summary = read_json(tmp_path / "throughput_cpu_summary.json")
+    assert summary["device_name"] == rows[0]["device_name"] and set(summary["images_per_s"]) == {
+        "small_resnet/sgd", "small_resnet/sgd_freeze_embed"}
+    assert (tmp_path / "throughput_cpu.png").stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        main(["throughput", "--models", "small_resnet", "--device", "meta", "--out", str(tmp_path)])
