@@ -30,8 +30,14 @@ examples:
 
 COLLECT_EPILOG = """\
 For each (model, dataset, method) and seed the LR with the best ID-val accuracy is chosen (never on
-OOD); accuracies are then averaged over seeds with a two-sided 90%% Student-t interval (shown as
-"mean ± half-width", in percent; the CSV holds fractions).
+OOD); accuracies are then averaged over seeds with a two-sided 90% Student-t interval (shown as
+"mean ± half-width", in percent; the CSV holds fractions). --diff A-B pairs the two methods' chosen
+runs by seed and gives the interval of the per-seed differences (in points).
+
+examples:
+  python -m deepnet collect out/sweeps/table1 --out table1.md
+  python -m deepnet collect out/sweeps/table1 --pivot ood_avg --methods sgd,adamw,sgd_freeze_embed
+  python -m deepnet collect out/sweeps/table1 --diff sgd_freeze_embed-sgd --diff adamw-sgd
 """
 
 
