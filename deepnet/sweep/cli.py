@@ -18,10 +18,14 @@ finished records are appended to <root>/results.jsonl. Re-running the same comma
 runs, resumes interrupted ones from their checkpoint and retries failed ones (error.txt).
 
 Several specs run as one sweep (their runs together, one root; --root is then required).
+--adopt FILE.jsonl rebuilds a lost sweep directory from recorded results (e.g. committed data):
+runs with a record are marked done without training, the others train.
 
 examples:
   python -m deepnet sweep experiments/specs/smoke.toml --dry-run
   python -m deepnet sweep experiments/specs/offline_table_*.toml --root out/sweeps/offline_table --cpu-workers 2
+  python -m deepnet sweep experiments/specs/offline_table_*.toml --root out/sweeps/offline_table \
+      --adopt experiments/results/offline/sweeps/offline_table.jsonl --cpu-workers 2
   python -m deepnet sweep experiments/specs/table1.toml --no-pretrained --max-train-steps 2
   python -m deepnet sweep experiments/specs/table1.toml --launcher slurm \\
       --slurm slurm_partition=gpu --slurm timeout_min=720 --no-wait
@@ -58,6 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="local: sequential on CPU, one job per GPU otherwise; slurm: submitit array")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     sweep.add_argument("--max-runs", type=int, metavar="N", help="launch at most N of the pending runs")
+    sweep.add_argument("--adopt", action="append", default=[], type=Path, metavar="FILE.jsonl",
+                       help="first mark runs done from these result records (same config hash) instead "
+                            "of training them, e.g. a lost sweep's committed results.jsonl (repeatable)")
     overrides = sweep.add_argument_group("run overrides (change the config hash unless execution-only)")
     overrides.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                            help="set a RunConfig field for every run (TOML value syntax), repeatable")
@@ -145,6 +152,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     root = args.root or Path("out") / "sweeps" / specs[0].name
+    if args.adopt:
+        from deepnet.results import read_jsonl
+        from deepnet.sweep.runner import adopt_records
+
+        try:
+            records = [record for path in args.adopt for record in read_jsonl(path)]
+            adopted, unmatched = adopt_records(cfgs, root, records, dry_run=args.dry_run)
+        except (OSError, ValueError, KeyError) as err:
+            print(f"error: --adopt: {err}", file=sys.stderr)
+            return 2
+        print(f"{'would adopt' if args.dry_run else 'adopted'} {adopted} recorded runs into {root}"
+              + (f"; {unmatched} records match no run of the spec(s) and were ignored" if unmatched else ""))
     if args.dry_run:
         states = plan(cfgs, root)
         for cfg, state in states:

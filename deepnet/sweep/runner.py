@@ -10,6 +10,10 @@ this order: the trainer writes ``result.json`` atomically; the runner appends th
 - only finishes the bookkeeping of runs that stopped between ``result.json`` and ``done`` (the
   record may then be appended twice; :mod:`deepnet.sweep.collect` keeps the last copy per config).
 
+A sweep directory that was lost can be rebuilt from its records (e.g. a committed ``results.jsonl``):
+:func:`adopt_records` turns each record whose config is one of the sweep's runs into that run's
+``result.json`` and ``done``, so only the runs without a record train.
+
 A run whose loss diverged is a finished run (``status: "diverged"`` in its record). A run whose
 trainer raised an exception is recorded in ``error.txt`` and left unfinished, so the next launch
 retries it; the sweep goes on with the other runs either way.
@@ -125,3 +129,35 @@ def run_many(
         torch.set_num_threads(threads)
         threadpool_limits(threads)  # numpy/scipy BLAS, e.g. the linear probe's lbfgs; for this process
     return [run_one(RunConfig.from_dict(c), root, train_fn, progress) for c in cfgs]
+
+
+def adopt_records(
+    cfgs: list[RunConfig], root: str | Path, records: list[dict], dry_run: bool = False
+) -> tuple[int, int]:
+    """Mark runs finished from result records made elsewhere (same config hash), without training.
+
+    Each record whose config is one of ``cfgs`` and not yet ``done`` under ``root`` is written as
+    the run's ``config.json`` and ``result.json``, appended to ``results.jsonl``, and ``done`` is
+    created, in the same order as a trained run. Returns ``(adopted, unmatched)``: records used now,
+    and records whose config is none of ``cfgs`` (ignored). Records already done count in neither.
+    With ``dry_run`` nothing is written and the counts say what would be adopted.
+    """
+    by_key = {cfg.key(): cfg for cfg in cfgs}
+    adopted = unmatched = 0
+    for record in records:
+        cfg = by_key.get(RunConfig.from_dict(record["config"]).key())
+        if cfg is None:
+            unmatched += 1
+            continue
+        run_dir = run_dir_of(root, cfg)
+        if (run_dir / DONE_FILE).exists():
+            continue
+        adopted += 1
+        if dry_run:
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+        write_json(run_dir / RESULT_FILE, record)
+        append_jsonl(Path(root) / RESULTS_FILE, record)
+        (run_dir / DONE_FILE).touch()
+    return adopted, unmatched

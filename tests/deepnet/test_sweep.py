@@ -24,7 +24,7 @@ from deepnet.sweep import launchers
 from deepnet.sweep.cli import main as sweep_main
 from deepnet.sweep.collect import (differences_to_markdown, interval90, load_records, paired_differences,
                                    select_best, summarize, to_csv, to_markdown)
-from deepnet.sweep.runner import RESULTS_FILE, run_dir_of, run_one
+from deepnet.sweep.runner import RESULTS_FILE, adopt_records, run_dir_of, run_one
 
 REPO = Path(__file__).resolve().parents[2]
 CRASH_LR = 0.5      # the fake trainer writes a checkpoint then raises on its first attempt
@@ -177,6 +177,25 @@ def test_finished_bookkeeping_after_crash_between_result_and_done(tmp_path):
     report = run_sweep([cfg], tmp_path, train_fn=fake_train, progress=False)
     assert report.outcomes[0].status == "ok" and calls(tmp_path, cfg) == 1
     assert len(read_jsonl(tmp_path / RESULTS_FILE)) == 1
+
+
+def test_adopted_records_rebuild_a_lost_sweep_and_only_the_rest_trains(tmp_path):
+    cfgs = configs(lrs=(0.1, 0.2, 0.3))
+    run_sweep(cfgs[:2], tmp_path / "lost", train_fn=fake_train, progress=False)
+    records = read_jsonl(tmp_path / "lost" / RESULTS_FILE)
+    foreign = {**records[0], "config": {**records[0]["config"], "seed": 99}}  # no run of this sweep
+    root = tmp_path / "rebuilt"
+    assert adopt_records(cfgs, root, [*records, foreign], dry_run=True) == (2, 1)
+    assert not root.exists()
+    assert adopt_records(cfgs, root, [*records, foreign]) == (2, 1)
+    assert [state for _, state in plan(cfgs, root)] == ["done", "done", "new"]
+    assert adopt_records(cfgs, root, records) == (0, 0)  # already done: nothing twice
+    report = run_sweep(cfgs, root, train_fn=fake_train, progress=False)
+    assert report.done_before == 2 and [o.status for o in report.outcomes] == ["ok"]
+    assert [calls(root, c) for c in cfgs] == [0, 0, 1]
+    assert sorted(r["config"]["lr"] for r in read_jsonl(root / RESULTS_FILE)) == [0.1, 0.2, 0.3]
+    lr_of = lambda record: record["config"]["lr"]  # noqa: E731
+    assert sorted(load_records(root), key=lr_of) == sorted(load_records(root / RESULTS_FILE), key=lr_of)
 
 
 def test_secondary_process_trains_but_keeps_no_books(tmp_path):
@@ -395,6 +414,25 @@ def test_cli_several_specs_make_one_sweep(tmp_path, capsys):
     assert sweep_main([*args, "--root", str(tmp_path / "both")]) == 0
     assert "2 runs under" in capsys.readouterr().out
     assert sweep_main(["sweep", str(specs[0]), "--cpu-workers", "0"]) == 2
+
+
+def test_cli_adopt_then_sweep(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("deepnet.sweep.runner.default_train_fn", lambda: fake_train)
+    spec = tmp_path / "two.toml"
+    spec.write_text('name = "two"\nmodels = ["small_vit"]\ndatasets = ["digits"]\nmethods = ["sgd"]\n'
+                    "[lr_grid]\nsgd = [0.1, 0.2]\n")
+    first = ["sweep", str(spec), "--root", str(tmp_path / "a"), "--no-progress", "--max-runs", "1"]
+    assert sweep_main(first) == 0
+    adopt = ["sweep", str(spec), "--root", str(tmp_path / "b"), "--no-progress",
+             "--adopt", str(tmp_path / "a" / RESULTS_FILE)]
+    assert sweep_main([*adopt, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would adopt 1 recorded runs" in out and "0 done, 0 interrupted, 0 failed, 2 new" in out
+    assert sweep_main(adopt) == 0
+    out = capsys.readouterr().out
+    assert "adopted 1 recorded runs" in out and "1 done before this launch, 1 ok" in out
+    assert sweep_main(["sweep", str(spec), "--adopt", str(tmp_path / "missing.jsonl")]) == 2
+    assert "error: --adopt" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- end to end, real trainer
