@@ -4,8 +4,9 @@
   (a progress bar over runs; the trainer shows its own bar per run). With several visible GPUs it
   starts one ``submitit.LocalExecutor`` job per GPU, pinned by ``CUDA_VISIBLE_DEVICES``, each job
   working through a round-robin share of the runs; the bar follows the ``done`` markers. Without a
-  GPU, ``cpu_workers=N`` does the same with N CPU jobs of ``cores // N`` torch threads each: small
-  models use one core better each than two cores together.
+  GPU, ``cpu_workers=N`` does the same with N CPU jobs of ``cores // N`` torch threads each (for
+  the small offline models on 2 cores a 7-9% gain over one process once the workers' start-up is
+  amortized: ``benchmarks/bench_cpu_workers.py``).
 - ``slurm`` submits one Slurm array task per run with ``submitit.AutoExecutor`` (parameters from
   the spec's ``[slurm]`` table and ``--slurm KEY=VALUE``; defaults in :data:`SLURM_DEFAULTS`).
   Each task is ``Checkpointable``: on timeout or preemption submitit requeues it and the trainer
