@@ -13,8 +13,13 @@ model from that head with the base recipe at a 10x smaller learning-rate grid.
 The probe chosen on ID val can be a large head (small ResNet on ``digits``: ||W|| ~ 87 vs ~ 1.8 for
 a fresh ``nn.Linear``; a probe on unstandardized features picks C = 65 and ||W|| ~ 106), and the
 gradient reaching the backbone scales with ||W||, so the top of the LP-FT grid can diverge where
-smaller learning rates do not. That is the recipe, not a folding error; the sweep's choice of
-learning rate on ID val handles it.
+smaller learning rates do not. That is the per-feature standardization, not a folding error: a
+feature with a tiny variance gets a weight of coef / std. On features with such directions it
+breaks LP-FT at every learning rate we tried (small ViT on ``digits``: ||W|| ~ 2.2e3, mean
+training loss ~ 600 at lr 1e-5; EfficientNet-Lite0, whose BatchNorm in train mode moves those
+features: batch loss 0.6 -> 325). The LP-FT authors' probe code scales by one global mean and std
+instead (WILDS ``examples/algorithms/swav/finetuning/log_reg_sk.py``); see the README's offline
+evidence for the numbers.
 """
 from __future__ import annotations
 
