@@ -24,7 +24,7 @@ runs with a record are marked done without training, the others train.
 examples:
   python -m deepnet sweep experiments/specs/smoke.toml --dry-run
   python -m deepnet sweep experiments/specs/offline_table_*.toml --root out/sweeps/offline_table --cpu-workers 2
-  python -m deepnet sweep experiments/specs/offline_table_*.toml --root out/sweeps/offline_table \
+  python -m deepnet sweep experiments/specs/offline_table_*.toml --root out/sweeps/offline_table \\
       --adopt experiments/results/offline/sweeps/offline_table.jsonl --cpu-workers 2
   python -m deepnet sweep experiments/specs/table1.toml --no-pretrained --max-train-steps 2
   python -m deepnet sweep experiments/specs/table1.toml --launcher slurm \\

@@ -109,11 +109,17 @@ def run_one(
         outcome.status = "secondary"
         return outcome
     record: dict[str, Any] = read_json(run_dir / RESULT_FILE)
+    _finish_books(root, run_dir, record)
+    outcome.status = record.get("status", "ok")
+    return outcome
+
+
+def _finish_books(root: str | Path, run_dir: Path, record: dict) -> None:
+    """The last two steps of finishing a run, whose ``result.json`` is written: append its record to
+    ``results.jsonl``, then create ``done`` (a stale ``error.txt`` goes)."""
     append_jsonl(Path(root) / RESULTS_FILE, record)
     (run_dir / DONE_FILE).touch()
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
-    outcome.status = record.get("status", "ok")
-    return outcome
 
 
 def run_many(
@@ -138,26 +144,27 @@ def adopt_records(
 
     Each record whose config is one of ``cfgs`` and not yet ``done`` under ``root`` is written as
     the run's ``config.json`` and ``result.json``, appended to ``results.jsonl``, and ``done`` is
-    created, in the same order as a trained run. Returns ``(adopted, unmatched)``: records used now,
-    and records whose config is none of ``cfgs`` (ignored). Records already done count in neither.
+    created, in the same order as a trained run; a config recorded more than once is adopted once,
+    with its last record (as :func:`deepnet.sweep.collect.load_records` keeps). Returns
+    ``(adopted, unmatched)``: runs adopted now, and configs none of ``cfgs`` (ignored). Runs
+    already done count in neither.
     With ``dry_run`` nothing is written and the counts say what would be adopted.
     """
     by_key = {cfg.key(): cfg for cfg in cfgs}
-    adopted = unmatched = 0
-    for record in records:
-        cfg = by_key.get(RunConfig.from_dict(record["config"]).key())
-        if cfg is None:
-            unmatched += 1
+    latest = {RunConfig.from_dict(record["config"]).key(): record for record in records}
+    unmatched = sum(key not in by_key for key in latest)
+    adopted = 0
+    for key, record in latest.items():
+        if key not in by_key:
             continue
-        run_dir = run_dir_of(root, cfg)
+        run_dir = run_dir_of(root, by_key[key])
         if (run_dir / DONE_FILE).exists():
             continue
         adopted += 1
         if dry_run:
             continue
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+        write_json(run_dir / CONFIG_FILE, by_key[key].to_dict())
         write_json(run_dir / RESULT_FILE, record)
-        append_jsonl(Path(root) / RESULTS_FILE, record)
-        (run_dir / DONE_FILE).touch()
+        _finish_books(root, run_dir, record)
     return adopted, unmatched

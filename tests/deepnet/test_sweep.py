@@ -185,9 +185,12 @@ def test_adopted_records_rebuild_a_lost_sweep_and_only_the_rest_trains(tmp_path)
     records = read_jsonl(tmp_path / "lost" / RESULTS_FILE)
     foreign = {**records[0], "config": {**records[0]["config"], "seed": 99}}  # no run of this sweep
     root = tmp_path / "rebuilt"
-    assert adopt_records(cfgs, root, [*records, foreign], dry_run=True) == (2, 1)
+    assert adopt_records(cfgs, root, [*records, *records, foreign], dry_run=True) == (2, 1)
     assert not root.exists()
-    assert adopt_records(cfgs, root, [*records, foreign]) == (2, 1)
+    newer = {**records[0], "note": "newer copy"}  # a config recorded twice: the last record is adopted
+    assert adopt_records(cfgs, root, [*records, foreign, newer]) == (2, 1)
+    assert json.loads((run_dir_of(root, cfgs[0]) / "result.json").read_text())["note"] == "newer copy"
+    assert len(read_jsonl(root / RESULTS_FILE)) == 2
     assert [state for _, state in plan(cfgs, root)] == ["done", "done", "new"]
     assert adopt_records(cfgs, root, records) == (0, 0)  # already done: nothing twice
     report = run_sweep(cfgs, root, train_fn=fake_train, progress=False)
