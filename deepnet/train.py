@@ -27,7 +27,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Iterable
 
 import numpy as np
 import torch
@@ -143,6 +143,22 @@ def resolve_device(device: str, ctx: DistContext) -> torch.device:
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", ctx.local_rank)
     return dev
+
+
+@torch.no_grad()
+def frozen_features(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``model.backbone`` features (float32, on the CPU) and labels of ``(x, y)`` batches, in eval
+    mode: what the linear probe is fit on."""
+    model.eval()
+    feats, labels = [], []
+    for x, y in batches:
+        with autocast():
+            feats.append(model.backbone(x).float().cpu())
+        labels.append(y)
+    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
 
 
 def seed_everything(seed: int) -> None:
@@ -276,17 +292,11 @@ class _Run:
         val_x, val_y = self._features(self.inputs.splits["id_val"])
         return ProbeData(train_x, train_y, val_x, val_y, self.inputs.num_classes)
 
-    @torch.no_grad()
     def _features(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """Frozen backbone features of a whole split (every rank computes all, so heads agree)."""
         loader = DataLoader(dataset, batch_size=self.micro_batch, shuffle=False, num_workers=self.cfg.num_workers)
-        self.model.eval()
-        feats, labels = [], []
-        for x, y, _ in tqdm(loader, desc="features", leave=False, disable=not self.progress):
-            with self._autocast():
-                feats.append(self.model.backbone(self._to_device(x)).float().cpu())
-            labels.append(y)
-        return torch.cat(feats).numpy(), torch.cat(labels).numpy()
+        batches = tqdm(loader, desc="features", leave=False, disable=not self.progress)
+        return frozen_features(self.model, ((self._to_device(x), y) for x, y, _ in batches), self._autocast)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)

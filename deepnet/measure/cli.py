@@ -13,9 +13,11 @@
     C1, C7): either fine-tunes with FT (``sgd``) and LP-FT (``lp_ft``) through
     :func:`deepnet.train.train`, or (``--runs``) measures existing run directories kept with their
     checkpoint.
+``probehead``   the head the linear probe hands to LP-FT, per feature scaling: its norm, the batch
+    loss in eval and train mode, and the backbone's gradient norm (why LP-FT can collapse at once).
 
 Each command writes ``<out>/<stem>.jsonl`` (one JSON object per row), a CSV of the same rows, a PNG
-and ``<out>/<stem>_summary.json`` (with the commit and command), all atomically, and prints a
+(not ``probehead``: a few numbers per row) and ``<out>/<stem>_summary.json`` (with the commit and command), all atomically, and prints a
 summary; ``<stem>`` is the command's name (``memory_<device type>`` / ``throughput_<device type>``
 for memory / throughput).
 """
@@ -376,6 +378,43 @@ def cmd_distortion(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return "distortion", {"runs": summary, **distortion_ratios(rows), **extra}
 
 
+# --- probehead ----------------------------------------------------------------------------------
+
+def cmd_probehead(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    from deepnet.config import RunConfig
+    from deepnet.measure.probe_head import probe_head_stats
+    from deepnet.methods.linear_probe import fit_linear_probe, load_probe_into_head
+    from deepnet.train import build_inputs, frozen_features, seed_everything
+
+    cfg = RunConfig(model=a.model, dataset=a.dataset, method="lp_ft", lr=1.0, seed=a.seed,
+                    batch_size=a.batch_size, image_size=a.image_size, num_workers=0, data_root=a.data_root)
+    seed_everything(cfg.seed)
+    inputs = build_inputs(cfg)  # the model and splits a run of this config trains on
+    model = inputs.bundle.model.eval()
+    fresh_head_norm = model.head.weight.detach().norm().item()
+    initial = copy.deepcopy(model.state_dict())  # train-mode passes move BatchNorm statistics
+    probe_train = _loader(inputs.probe_train(), a.eval_batch_size, a.seed, shuffle=False)
+    id_val = _loader(inputs.splits["id_val"], a.eval_batch_size, a.seed, shuffle=False)
+    train_x, train_y = frozen_features(model, ((x, y) for x, y, _ in probe_train))
+    val_x, val_y = frozen_features(model, ((x, y) for x, y, _ in id_val))
+    x, y, _ = next(iter(_loader(inputs.splits["train"], a.batch_size, a.seed, shuffle=True)))
+    rows = []
+    for scaling in a.scalings:
+        fit = fit_linear_probe(train_x, train_y, val_x, val_y, inputs.num_classes, scaling=scaling)
+        model.load_state_dict(initial)
+        load_probe_into_head(model.head, fit)
+        row = {"model": a.model, "dataset": a.dataset, "scaling": scaling, "C": fit.C, "probe_id_val": fit.val_acc,
+               "fresh_head_weight_norm": fresh_head_norm, "batch_size": a.batch_size, "seed": a.seed,
+               **probe_head_stats(model, x, y)}
+        rows.append(row)
+        print(f"{scaling:12s} C {fit.C:.3g}  probe ID val {fit.val_acc:.3f}  ||W|| {row['head_weight_norm']:.4g} "
+              f"(fresh head {fresh_head_norm:.3g})  batch loss eval {row['batch_loss_eval']:.3f} / train "
+              f"{row['batch_loss_train']:.3f}  backbone grad norm {row['backbone_grad_norm_train']:.4g}")
+    stem = f"probehead_{a.model}_{a.dataset}"
+    write_rows(a.out, stem, rows)
+    return stem, {"rows": rows}
+
+
 # --- CLI ----------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -454,20 +493,34 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--eval-batch-size", type=int, default=256)
     d.add_argument("--device", default="auto", help="device of the measurement (auto: cuda if present, else cpu)")
 
-    for s in (g, d):
+    h = sub.add_parser("probehead", help="the linear probe's head that LP-FT starts from, per feature scaling",
+                       description="Fit the linear probe (the paper's C grid, chosen on ID val) on the frozen "
+                                   "features of the model a run of --model / --dataset trains, once per feature "
+                                   "scaling, put it in the head, and report on one training batch (CPU): ||W||, "
+                                   "the loss in eval and train mode, and the backbone's gradient norm in train "
+                                   "mode. No optimizer step is taken.")
+    h.add_argument("--model", required=True)
+    h.add_argument("--dataset", required=True)
+    h.add_argument("--scalings", nargs="+", default=["per_feature", "global"], choices=["per_feature", "global"],
+                   help="probe feature scalings (default both; per_feature is what LP / LP-FT use)")
+    h.add_argument("--batch-size", type=int, default=32, help="the training batch measured (default 32)")
+    h.add_argument("--eval-batch-size", type=int, default=256, help="batch size of feature extraction")
+
+    for s in (g, d, h):
         s.add_argument("--data-root", default=None, help="dataset root (offline benchmarks need none)")
         s.add_argument("--seed", type=int, default=0)
-    for s in (g, d):
+    for s in (g, d, h):
         s.add_argument("--image-size", type=int, default=None, help="override the model's input size")
+    for s in (g, d):
         s.add_argument("--no-pretrained", action="store_true", help="random weights (offline smoke runs)")
     g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:1 ...")
-    for s in (g, m, t, d):
+    for s in (g, m, t, d, h):
         s.add_argument("--out", type=Path, required=True, help="output folder for .jsonl/.csv/.png/summary")
     return p
 
 
 COMMANDS = {"gradnorms": cmd_gradnorms, "memory": cmd_memory, "throughput": cmd_throughput,
-            "distortion": cmd_distortion}
+            "distortion": cmd_distortion, "probehead": cmd_probehead}
 
 
 def main(argv: list[str] | None = None) -> int:

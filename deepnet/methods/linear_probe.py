@@ -14,12 +14,13 @@ The probe chosen on ID val can be a large head (small ResNet on ``digits``: ||W|
 a fresh ``nn.Linear``; a probe on unstandardized features picks C = 65 and ||W|| ~ 106), and the
 gradient reaching the backbone scales with ||W||, so the top of the LP-FT grid can diverge where
 smaller learning rates do not. That is the per-feature standardization, not a folding error: a
-feature with a tiny variance gets a weight of coef / std. On features with such directions it
-breaks LP-FT at every learning rate we tried (small ViT on ``digits``: ||W|| ~ 2.2e3, mean
-training loss ~ 600 at lr 1e-5; EfficientNet-Lite0, whose BatchNorm in train mode moves those
-features: batch loss 0.6 -> 325). The LP-FT authors' probe code scales by one global mean and std
-instead (WILDS ``examples/algorithms/swav/finetuning/log_reg_sk.py``); see the README's offline
-evidence for the numbers.
+feature with a tiny variance gets a weight of coef / std. On ``digits`` it broke LP-FT at every
+learning rate of our offline table for the small ViTs (down to 1e-5) and EfficientNet-Lite0
+(whose BatchNorm in train mode moves those features); ``python -m
+deepnet.measure probehead`` measures the head, the loss and the backbone gradient it causes. The
+LP-FT authors' probe code scales all features by one global mean and std instead (WILDS
+``examples/algorithms/swav/finetuning/log_reg_sk.py``): ``fit_linear_probe(..., scaling="global")``.
+LP and LP-FT keep the per-feature scaling that produced the committed results.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ _ABSENT_CLASS_LOGIT = -30.0
 # solves, minutes on a CPU core) serves all of them.
 _FIT_CACHE: OrderedDict[str, "ProbeFit"] = OrderedDict()
 _FIT_CACHE_SIZE = 8
+SCALINGS = ("per_feature", "global")
 
 
 @dataclass
@@ -64,21 +66,27 @@ def fit_linear_probe(
     num_classes: int,
     c_grid: tuple[float, ...] = PAPER_C_GRID,
     max_iter: int = 1000,
+    scaling: str = "per_feature",
 ) -> ProbeFit:
     """Fit logistic regression for every C in ``c_grid`` and keep the best on ID validation.
 
-    Ties go to the smaller C (stronger regularisation). Features are standardized with the train
-    split's mean and std; the returned weights include that map. The result is deterministic, so
-    a process remembers its last few fits by content and returns a copy for identical inputs.
+    Ties go to the smaller C (stronger regularisation). Features are scaled with the train split's
+    statistics before the fit, and the returned weights include that map: ``scaling="per_feature"``
+    (what LP and LP-FT use) standardizes each feature; ``"global"`` subtracts one mean and divides
+    by one std over the whole feature matrix, as the LP-FT authors' probe code does (WILDS
+    ``examples/algorithms/swav/finetuning/log_reg_sk.py``). The result is deterministic, so a
+    process remembers its last few fits by content and returns a copy for identical inputs.
     """
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
     arrays = [np.ascontiguousarray(a) for a in (train_x, train_y, val_x, val_y)]
-    digest = hashlib.sha256(repr((num_classes, tuple(c_grid), max_iter)).encode())
+    digest = hashlib.sha256(repr((num_classes, tuple(c_grid), max_iter, scaling)).encode())
     for array in arrays:
         digest.update(repr((array.dtype.str, array.shape)).encode())
         digest.update(array.tobytes())
     key = digest.hexdigest()
     if key not in _FIT_CACHE:
-        _FIT_CACHE[key] = _fit_linear_probe(*arrays, num_classes, c_grid, max_iter)
+        _FIT_CACHE[key] = _fit_linear_probe(*arrays, num_classes, c_grid, max_iter, scaling)
         while len(_FIT_CACHE) > _FIT_CACHE_SIZE:
             _FIT_CACHE.popitem(last=False)
     _FIT_CACHE.move_to_end(key)
@@ -93,9 +101,9 @@ def _fit_linear_probe(
     num_classes: int,
     c_grid: tuple[float, ...],
     max_iter: int,
+    scaling: str,
 ) -> ProbeFit:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
     train_x = np.asarray(train_x, dtype=np.float64)
     val_x = np.asarray(val_x, dtype=np.float64)
@@ -103,8 +111,8 @@ def _fit_linear_probe(
     val_y = np.asarray(val_y)
     if len(np.unique(train_y)) < 2:
         raise ValueError("linear probing needs at least two classes in the train split")
-    scaler = StandardScaler().fit(train_x)
-    tx, vx = scaler.transform(train_x), scaler.transform(val_x)
+    center, scale = _feature_scaling(train_x, scaling)
+    tx, vx = (train_x - center) / scale, (val_x - center) / scale
     best: tuple[float, float, Any] | None = None
     accs: dict[float, float] = {}
     clf = LogisticRegression(max_iter=max_iter, warm_start=True)
@@ -120,14 +128,25 @@ def _fit_linear_probe(
     if coef.shape[0] == 1:  # binary: sklearn stores one row for class 1; split it symmetrically
         coef = np.concatenate([-coef / 2, coef / 2])
         intercept = np.concatenate([-intercept / 2, intercept / 2])
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     w_raw = coef / scale
-    b_raw = intercept - w_raw @ scaler.mean_
+    b_raw = intercept - w_raw @ center
     weight = np.zeros((num_classes, train_x.shape[1]))
     bias = np.full(num_classes, _ABSENT_CLASS_LOGIT)
     weight[classes.astype(int)] = w_raw
     bias[classes.astype(int)] = b_raw
     return ProbeFit(weight=weight, bias=bias, C=C, val_acc=acc, val_acc_by_C=accs)
+
+
+def _feature_scaling(train_x: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature ``(center, scale)`` of the train features; a (numerically) constant feature or
+    matrix gets scale 1."""
+    if scaling == "per_feature":
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(train_x)
+        return scaler.mean_, scaler.scale_
+    std = train_x.std()
+    return np.full(train_x.shape[1], train_x.mean()), np.full(train_x.shape[1], std if std > 0 else 1.0)
 
 
 def load_probe_into_head(head: nn.Linear, fit: ProbeFit) -> None:

@@ -293,3 +293,42 @@ def test_throughput_cli_names_the_device_and_writes_the_table(tmp_path, capsys):
     assert (tmp_path / "throughput_cpu.png").stat().st_size > 1000
     with pytest.raises(SystemExit):
         main(["throughput", "--models", "small_resnet", "--device", "meta", "--out", str(tmp_path)])
+
+
+def test_probe_head_stats_match_the_linear_backbone_gradient_by_hand():
+    from deepnet.measure.probe_head import probe_head_stats
+
+    torch.manual_seed(0)
+    backbone = nn.Linear(5, 4, bias=False)
+    model = Classifier(backbone, 4, 3)
+    with torch.no_grad():
+        model.head.weight.mul_(100.0)  # a large probe head: the backbone gradient grows with it
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    stats = probe_head_stats(model, x, y)
+    logits = model.head(backbone(x)).detach()
+    residual = (logits.softmax(1) - F.one_hot(y, 3).float()) / len(y)  # d(mean cross-entropy) / d logits
+    grad_backbone = model.head.weight.detach().T @ residual.T @ x  # d loss / d B for features B x
+    assert stats["backbone_grad_norm_train"] == pytest.approx(grad_backbone.norm().item(), rel=1e-5)
+    assert stats["head_weight_norm"] == pytest.approx(model.head.weight.norm().item())
+    assert stats["batch_loss_eval"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    assert stats["batch_loss_train"] == pytest.approx(stats["batch_loss_eval"], rel=1e-6)  # no BatchNorm here
+    assert not model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_probehead_cli_fits_each_scaling_on_real_features(tmp_path, capsys, monkeypatch):
+    import functools
+
+    from deepnet.measure.cli import main
+    from deepnet.methods import linear_probe
+
+    # one C instead of the paper's 50: the fits, not the grid, are under test
+    monkeypatch.setattr(linear_probe, "fit_linear_probe",
+                        functools.partial(linear_probe.fit_linear_probe, c_grid=(1.0,)))
+    main(["probehead", "--model", "small_resnet_fmnist_sgd", "--dataset", "digits", "--image-size", "28",
+          "--batch-size", "16", "--out", str(tmp_path)])
+    assert "backbone grad norm" in capsys.readouterr().out
+    rows = _jsonl(tmp_path / "probehead_small_resnet_fmnist_sgd_digits.jsonl")
+    assert [r["scaling"] for r in rows] == ["per_feature", "global"]
+    assert all(r["C"] == 1.0 and 0.1 < r["probe_id_val"] <= 1.0 for r in rows)
+    assert all(r["head_weight_norm"] > 0 and r["backbone_grad_norm_train"] > 0 for r in rows)
+    assert rows[0]["head_weight_norm"] != rows[1]["head_weight_norm"]

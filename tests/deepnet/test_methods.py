@@ -207,6 +207,24 @@ def test_linear_probe_picks_c_on_id_val_and_folds_standardization():
     assert np.allclose(logits, ref.decision_function(scaler.transform(vx)), atol=1e-2)
 
 
+def test_linear_probe_global_scaling_folds_one_mean_and_std():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    tx, ty = _blobs(rng, 60)
+    tx[:, 0] *= 1e-3  # a low-variance feature: per-feature standardization blows its weight up
+    vx, vy = tx[:20], ty[:20]
+    grid = (1.0,)
+    fit = fit_linear_probe(tx, ty, vx, vy, num_classes=3, c_grid=grid, scaling="global")
+    mean, std = tx.mean(), tx.std()
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit((tx - mean) / std, ty)
+    assert np.allclose(vx @ fit.weight.T + fit.bias, ref.decision_function((vx - mean) / std), atol=1e-2)
+    per_feature = fit_linear_probe(tx, ty, vx, vy, num_classes=3, c_grid=grid)
+    assert abs(per_feature.weight[:, 0]).max() > 100 * abs(fit.weight[:, 0]).max()
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        fit_linear_probe(tx, ty, vx, vy, num_classes=3, scaling="none")
+
+
 def test_probe_fits_are_remembered_by_content(monkeypatch):
     from deepnet.methods import linear_probe
 
