@@ -21,12 +21,8 @@ Example::
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import math
-import os
-import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from common.io import atomic_path, locked, write_text
+from common.provenance import git_commit
 from deepnet.data.fmnist_subpop import load_fashion_mnist
 from deepnet.models.small import ARCHS, CHECKPOINT_DIR, MANIFEST, build, sha256_of
 
@@ -108,14 +106,6 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
     return correct / len(x)
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def pretrain(cfg: PretrainConfig, progress: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
     """Train ``cfg.arch`` from scratch; return (backbone state dict, record with config and log)."""
     cfg = cfg.resolved()
@@ -165,30 +155,21 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> tuple[dict[str, torc
             print(json.dumps(entry), flush=True)
     record = {"arch": cfg.arch, "optimizer": cfg.optimizer, "config": asdict(cfg), "log": log,
               "test_acc": accuracy(model, x_te, y_te), "test_images": n_test, "params": sum(p.numel() for p in model.backbone.parameters()),
-              "commit": git_commit(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+              "commit": git_commit() or "unknown", "torch": torch.__version__, "threads": torch.get_num_threads()}
     return model.backbone.state_dict(), record
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(name: str, state: dict[str, torch.Tensor], record: dict, out_dir: Path = CHECKPOINT_DIR) -> Path:
     """Write ``<name>.pt`` (fp32 backbone) and its manifest entry, both atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.pt"
-    tmp = out_dir / f".{name}.pt.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     manifest_path = out_dir / MANIFEST.name
-    with open(out_dir / ".manifest.lock", "w") as lock:  # concurrent pretraining runs must not drop entries
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(manifest_path):  # concurrent pretraining runs must not drop entries
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         manifest[name] = {"file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size, **record}
-        write_atomic(manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+        write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return path
 
 

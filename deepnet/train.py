@@ -40,7 +40,9 @@ from deepnet.config import RunConfig
 from deepnet.distributed import DistContext
 from deepnet.evaluate import SplitMetrics, evaluate
 from deepnet.methods import Method, ProbeData, get_method
-from deepnet.results import atomic_path, environment, git_commit, read_json, write_json
+from common.io import atomic_path, read_json, write_json
+from common.provenance import git_commit
+from deepnet.results import environment
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"

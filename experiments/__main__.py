@@ -46,7 +46,8 @@ def run_sweep_stage(spec_path: Path, root: Path, quick: bool) -> str:
 
 def cmd_main(args: argparse.Namespace) -> int:
     from experiments.ledger import build_ledger
-    from experiments.report import console_table, write_atomic, write_reports
+    from common.io import write_text
+    from experiments.report import console_table, write_reports
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,7 @@ def cmd_main(args: argparse.Namespace) -> int:
     print(status["figures"])
 
     summary = "\n".join(f"{k}: {v}" for k, v in status.items()) + f"\ntotal time: {time.time() - t0:.0f} s\n"
-    write_atomic(out / "main_status.txt", summary)
+    write_text(out / "main_status.txt", summary)
     print(f"\n{summary}")
     return 0
 

@@ -2,23 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from common.io import write_text
 from experiments.ledger import LedgerRow
 
 LINKS = ("theory", "paper", "ours")
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file and a rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _fmt(value: Any) -> str:
@@ -83,6 +74,6 @@ def markdown_report(rows: list[LedgerRow], header: str = "") -> str:
 def write_reports(rows: list[LedgerRow], out_dir: Path, header: str = "") -> dict[str, Path]:
     """Write ``ledger.md`` and ``ledger.json`` into `out_dir`; returns their paths."""
     paths = {"markdown": out_dir / "ledger.md", "json": out_dir / "ledger.json"}
-    write_atomic(paths["markdown"], markdown_report(rows, header))
-    write_atomic(paths["json"], json.dumps([r.to_dict() for r in rows], indent=1, default=str) + "\n")
+    write_text(paths["markdown"], markdown_report(rows, header))
+    write_text(paths["json"], json.dumps([r.to_dict() for r in rows], indent=1, default=str) + "\n")
     return paths

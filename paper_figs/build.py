@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from deepnet.registry import Registry
+from common.registry import Registry
 from paper_figs import fig1b, grad_norms, lpft_bars, tables, theory_figs
 
 FigureFn = Callable[..., list[Path]]

@@ -1,14 +1,14 @@
 """One shared look for every figure: method colours and labels, the Agg backend, atomic saving."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from common.io import atomic_path  # noqa: E402
 
 METHOD_LABELS = {
     "sgd": "SGD", "adamw": "AdamW", "sgd_freeze_embed": "SGD (freeze-embed)",
@@ -35,10 +35,7 @@ def color(method: str) -> str:
 
 def save(fig, path: Path) -> Path:
     """Save `fig` as PNG atomically (temp file + rename) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from common.io import write_text
 from experiments.paper.tables import PaperTable, load_table, table_ids
-from experiments.report import write_atomic
 
 LOWER_IS_BETTER = {"memory_gb"}
 
@@ -89,7 +89,7 @@ def render_paper_tables(out_dir: Path, results=None) -> list[Path]:
         stem = tid.replace(":", "_")
         for ext, fn in (("md", to_markdown), ("tex", to_latex)):
             path = out_dir / "tables" / f"{stem}.{ext}"
-            write_atomic(path, fn(table))
+            write_text(path, fn(table))
             paths.append(path)
     return paths
 
@@ -106,6 +106,6 @@ def render_our_tables(out_dir: Path, results=None) -> list[Path]:
     from deepnet.sweep.collect import to_markdown as rows_to_markdown
 
     paths = [out_dir / "tables" / "ours.md", out_dir / "tables" / "ours.csv"]
-    write_atomic(paths[0], rows_to_markdown(rows))
-    write_atomic(paths[1], to_csv(rows))
+    write_text(paths[0], rows_to_markdown(rows))
+    write_text(paths[1], to_csv(rows))
     return paths

@@ -1,7 +1,7 @@
 """The shared result type and registry behave as every package relies on."""
 import pytest
 
-from deepnet.registry import Registry
+from common.registry import Registry
 from theory.verdict import ClaimResult
 
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable
 
 from tqdm import tqdm
 
+from common.io import write_json
 from theory.verdict import CLAIM_CHECKS, ClaimResult, load_claim_checks
 
 
@@ -44,19 +43,6 @@ def format_table(results: list[ClaimResult]) -> str:
             lines.append(f"{'':<40}{r.detail}")
     return "\n".join(lines)
 
-
-def write_json_atomic(path: str, payload: object) -> None:
-    """Write JSON to `path` via a temporary file in the same folder and an atomic rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, default=float)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def run_claims(claims: list[str], instances: int, seed: int, workers: int) -> list[ClaimResult]:
@@ -121,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(results)} claims, {args.instances} instances each, seed {args.seed}, "
           f"{args.workers} workers: {elapsed:.1f} s")
     if args.json:
-        write_json_atomic(args.json, {"instances": args.instances, "seed": args.seed, "seconds": elapsed,
+        write_json(args.json, {"instances": args.instances, "seed": args.seed, "seconds": elapsed,
                                       "results": [r.to_dict() for r in results]})
     proven = [r.claim for r in results if (r.numbers.get("proven_violations") or 0) > 0]
     if proven:

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from deepnet.registry import Registry
+from common.registry import Registry
 
 FixtureWriter = Callable[[Path, int, int, np.random.Generator], None]
 FIXTURES: Registry[FixtureWriter] = Registry("dataset fixture")

@@ -13,7 +13,7 @@ from typing import Callable, Protocol, Sequence
 
 from torch.utils.data import Dataset
 
-from deepnet.registry import Registry
+from common.registry import Registry
 
 from .transforms import ImageSpec
 

@@ -39,7 +39,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from deepnet.measure.plots import (GIB, NORMALIZATIONS, plot_distortion, plot_gradnorms, plot_memory, plot_throughput,
                                    save_figure)
-from deepnet.results import atomic_path, environment, git_commit
+from common.io import atomic_path
+from common.provenance import git_commit
+from deepnet.results import environment
 
 PROG = "python -m deepnet.measure"
 TABLE4_MODELS = ["clip_vit_b16", "clip_vit_l14", "openclip_vit_h14"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from deepnet.results import atomic_path
+from common.io import atomic_path
 
 MARKERS = {"embed": ("s", "red"), "middle": ("o", "black"), "head": ("^", "green")}
 NORMALIZATIONS = (("grad_norm", "G_l (eq. 3.1)"), ("grad_over_param_norm", "G_l / ||theta_l||"),

@@ -19,7 +19,7 @@ from deepnet.methods.base import (
 )
 from deepnet.methods.gradual_unfreeze import GradualUnfreeze
 from deepnet.methods.linear_probe import ProbeThenTune
-from deepnet.registry import Registry
+from common.registry import Registry
 
 METHODS: Registry[Method] = Registry("method")
 

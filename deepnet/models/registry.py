@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from deepnet.registry import Registry
+from common.registry import Registry
 
 if TYPE_CHECKING:
     from deepnet.models.classifier import Classifier

@@ -153,7 +153,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     root = args.root or Path("out") / "sweeps" / specs[0].name
     if args.adopt:
-        from deepnet.results import read_jsonl
+        from common.io import read_jsonl
         from deepnet.sweep.runner import adopt_records
 
         try:
@@ -191,7 +191,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from deepnet.results import atomic_path
+    from common.io import atomic_path
     from deepnet.sweep.collect import (differences_to_markdown, load_records, paired_differences, select_best,
                                        summarize, to_csv, to_markdown, to_pivot_markdown)
 

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 from scipy import stats
 
 from deepnet.config import EXECUTION_ONLY, RunConfig  # fields key() ignores: never a separate cell
-from deepnet.results import read_json, read_jsonl
+from common.io import read_json, read_jsonl
 from deepnet.sweep.runner import DONE_FILE, RESULT_FILE
 
 SELECTIONS = ("per_seed", "mean")

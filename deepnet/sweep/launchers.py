@@ -28,7 +28,7 @@ import submitit
 from tqdm.auto import tqdm
 
 from deepnet.config import RunConfig
-from deepnet.registry import Registry
+from common.registry import Registry
 from deepnet.sweep.runner import TrainFn, RunOutcome, run_many, run_one, run_state
 
 Launcher = Callable[..., list[RunOutcome]]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deepnet.config import RunConfig
-from deepnet.results import append_jsonl, read_json, write_json
+from common.io import append_jsonl, read_json, write_json
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"

@@ -62,7 +62,7 @@ def test_two_process_gloo_run_matches_single_process(tmp_path):
         torch.testing.assert_close(ranks[0][name], ref[name], rtol=1e-4, atol=1e-5, msg=name)
     assert not torch.equal(init["head.weight"], ref["head.weight"]), "training did not move the head"
     assert not torch.equal(init["backbone.cls_token"], ref["backbone.cls_token"])
-    from deepnet.results import read_json
+    from common.io import read_json
 
     ddp = read_json(tmp_path / "ddp" / RESULT)
     assert ddp["status"] == single["status"] == "ok" and ddp["env"]["world_size"] == WORLD

@@ -166,7 +166,7 @@ def _jsonl(path) -> list[dict]:
 
 def test_memory_cli_prints_and_writes_the_table(tmp_path, capsys):
     from deepnet.measure.cli import main
-    from deepnet.results import read_json
+    from common.io import read_json
 
     main(["memory", "--models", "small_vit", "--methods", "sgd", "adamw", "--device", "cpu",
           "--batch-size", "2", "--out", str(tmp_path)])
@@ -279,7 +279,7 @@ def test_throughput_counts_every_optimizer_step(monkeypatch):
 
 def test_throughput_cli_names_the_device_and_writes_the_table(tmp_path, capsys):
     from deepnet.measure.cli import main
-    from deepnet.results import read_json
+    from common.io import read_json
 
     main(["throughput", "--models", "small_resnet", "--methods", "sgd", "sgd_freeze_embed", "--device", "cpu",
           "--batch-size", "2", "--steps", "1", "--warmup", "0", "--out", str(tmp_path)])

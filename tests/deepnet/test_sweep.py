@@ -18,7 +18,7 @@ import submitit
 import torch
 
 from deepnet.config import RunConfig
-from deepnet.results import append_jsonl, read_jsonl, write_json
+from common.io import append_jsonl, read_jsonl, write_json
 from deepnet.sweep import SpecError, load_spec, parse_spec, plan, run_sweep
 from deepnet.sweep import launchers
 from deepnet.sweep.cli import main as sweep_main

@@ -12,7 +12,7 @@ from deepnet.__main__ import main
 from deepnet.config import RunConfig
 from deepnet.data import make_fixture
 from deepnet.evaluate import metrics_from_counts
-from deepnet.results import append_jsonl, read_json, read_jsonl, write_json
+from common.io import append_jsonl, read_json, read_jsonl, write_json
 from deepnet.train import CHECKPOINT, RESULT, _Run, train
 
 CONTRACT_KEYS = {"config", "status", "best_epoch", "metrics", "history", "commit", "env", "time_s"}
