@@ -8,10 +8,16 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, sympy, pytest, sklearn, skimage, mlxtend, submitit, tqdm" 2>/dev/null; then
+if ! .venv/bin/python -c "import torch, torchvision, timm, open_clip, sympy, pytest, sklearn, skimage, mlxtend, submitit, tqdm, networkx, pandas, pytz" 2>/dev/null; then
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1"
     .venv/bin/pip install -q -e ".[dev]"
+fi
+# Reference packages the split tests compare against (robustness: BREEDS Living-17; wilds: FMoW,
+# Camelyon17). --no-deps: their declared dependencies (cox, tables, tensorboardX, ogb, ...) serve code
+# the tests never import; the dev extras carry what the tested modules do import.
+if ! .venv/bin/python -c "import robustness, wilds.datasets.fmow_dataset" 2>/dev/null; then
+    .venv/bin/pip install -q --no-deps "robustness==1.2.1.post2" "wilds==2.0.0"
 fi
 # Fashion-MNIST ships as a Debian data package; install it where we may.
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

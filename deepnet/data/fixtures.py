@@ -72,12 +72,15 @@ def _fmow(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
     countries = [["USA", "Americas"], ["FRA", "Europe"], ["KEN", "Africa"], ["CHN", "Asia"]]
     _write_csv(out / "country_code_mapping.csv", ["alpha-3", "region"], countries)
     # (split, timestamp, country): ID train/val/test, OOD-val period, OOD test in Africa and
-    # elsewhere, sequestered rows; only the first three and "test Africa 2016+" are loaded
+    # elsewhere, sequestered rows, then rows on the period boundaries that no split loads (train
+    # at the start of the OOD-val period, test at its end); only the first three, the unmapped
+    # train row and "test Africa 2016+" are loaded
     kinds = [
         ("train", "2010-05-01T10:00:00Z", "USA"), ("val", "2011-05-01T10:00:00Z", "FRA"),
         ("test", "2012-12-31T23:59:59Z", "CHN"), ("val", "2014-05-01T10:00:00Z", "USA"),
         ("test", "2016-01-01T00:00:00Z", "KEN"), ("test", "2017-03-01T10:00:00Z", "USA"),
         ("seq", "2016-06-01T10:00:00Z", "KEN"), ("train", "2009-01-01T00:00:00Z", "ZZZ"),
+        ("train", "2013-01-01T00:00:00Z", "FRA"), ("test", "2015-12-31T23:59:59Z", "KEN"),
     ]
     rows = []
     for split, stamp, country in kinds:
@@ -86,12 +89,14 @@ def _fmow(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
                 _write_image(out / "images" / f"rgb_img_{len(rows)}.png", rng, size)
                 rows.append([split, f"img_{len(rows)}.jpg", category, country, stamp])
     _write_csv(out / "rgb_metadata.csv", ["split", "img_filename", "category", "country_code", "timestamp"], rows)
+    (out / "RELEASE_v1.1.txt").write_text("fixture in the WILDS fmow_v1.1 layout\n")
 
 
 @FIXTURES.register("camelyon")
 def _camelyon(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
-    # (center, split): ID hospitals 0/3/4 train and id_val, OOD-val hospital 1, OOD-test hospital 2
-    kinds = [(0, 0), (3, 0), (4, 1), (1, 0), (2, 0), (2, 1)]
+    # (center, split): ID hospitals 0/3/4 train and id_val, OOD-val hospital 1 (with either split
+    # value: WILDS assigns by hospital), OOD-test hospital 2
+    kinds = [(0, 0), (3, 0), (4, 1), (1, 0), (2, 0), (2, 1), (1, 1)]
     rows = []
     for center, split in kinds:
         for tumor in (0, 1):
@@ -102,6 +107,7 @@ def _camelyon(out: Path, n: int, size: int, rng: np.random.Generator) -> None:
                 rows.append([len(rows), patient, node, x, y, tumor, 2 * center + node, center, split])
     _write_csv(out / "metadata.csv",
                ["", "patient", "node", "x_coord", "y_coord", "tumor", "slide", "center", "split"], rows)
+    (out / "RELEASE_v1.0.txt").write_text("fixture in the WILDS camelyon17_v1.0 layout\n")
 
 
 @FIXTURES.register("cifar10")
