@@ -1,10 +1,11 @@
-"""``python -m deepnet.data``: list the benchmarks, show a layout, check a dataset on disk, write a
-fixture tree, or fit a raw-pixel baseline (linear, or a small CNN) that measures how large a
-benchmark's shift is."""
+"""``python -m deepnet.data``: list the benchmarks, show a layout, check a dataset on disk (every
+image decoded, near-duplicates of train images counted), write a fixture tree, or fit a raw-pixel
+baseline (linear, or a small CNN) that measures how large a benchmark's shift is."""
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,8 +13,42 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common.io import write_json
+
 from . import DATASETS, DatasetLayoutError, build_splits, dataset_info, make_fixture
+from .duplicates import CALIBRATION, DEFAULT_IMAGE_SIZE, DEFAULT_THRESHOLD, near_duplicates
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
+
+CHECK_DESCRIPTION = "\n\n".join(textwrap.fill(par, 96, break_on_hyphens=False) for par in (
+    "Build every split of a benchmark, decode every image, and count the images of each evaluation "
+    "split (id_val, id_test, OOD splits) that have a near-duplicate in train.",
+    "Two images are near-duplicates when the Pearson correlation of their grey versions at --image-size x "
+    "--image-size px (the split's evaluation transform, channels averaged) is at least --threshold "
+    f"(default {DEFAULT_THRESHOLD} at {DEFAULT_IMAGE_SIZE} px). {CALIBRATION}",
+    "Exit status 2 on a missing or malformed dataset or a bad option.",
+))
+CHECK_EXAMPLE = """\
+example:
+  python -m deepnet.data check fmnist_subpop
+  python -m deepnet.data check waterbirds --data-root ~/data/waterbird_complete95_forest2water2 --out dups.json"""
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text}")
+        return value
+
+    return parse
+
+
+def _correlation(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
 
 
 def _spec(size: int) -> SimpleNamespace:
@@ -33,15 +68,35 @@ def cmd_layout(args: argparse.Namespace) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> None:
-    splits = build_splits(args.name, args.root, _spec(args.size), train_augment=False)
+    splits = build_splits(args.name, args.root, _spec(args.image_size), train_augment=False)
     num_classes = dataset_info(args.name).num_classes
     for split, ds in splits.items():
         counts = np.bincount(np.asarray(ds.labels), minlength=num_classes)
         print(f"{split:10} {len(ds):8d} images  per class min {counts.min()} max {counts.max()}")
-        indices = range(len(ds)) if args.all else sorted({0, len(ds) - 1})
-        for i in tqdm(indices, desc=f"decode {split}", disable=not args.all, leave=False):
-            ds[i]
-    print("ok: every split built" + (" and every image decoded" if args.all else ", first/last images decoded"))
+    if args.quick:
+        for ds in splits.values():
+            for i in sorted({0, len(ds) - 1}):
+                ds[i]
+        print("ok: every split built, first/last images decoded")
+        return
+    reports = near_duplicates(splits, args.threshold)
+    print(f"near-duplicates in train (grey {args.image_size}x{args.image_size} px, correlation >= {args.threshold}):")
+    for r in reports:
+        print(f"  {r.split:10} {r.count:6d} of {r.size} images ({100 * r.count / r.size:.2f}%) have one; "
+              f"{int(r.same_label.sum())} share its label")
+        for i, j, c, same in list(zip(r.index, r.train_index, r.correlation, r.same_label))[:args.show]:
+            print(f"      {r.split}[{i}] ~ train[{j}]  correlation {c:.4f}" + ("" if same else "  (labels differ)"))
+    if args.out is not None:
+        write_json(args.out, {
+            "benchmark": args.name, "data_root": None if args.root is None else str(args.root),
+            "image_size": args.image_size, "threshold": args.threshold,
+            "splits": {r.split: {"size": r.size, "count": r.count, "same_label": int(r.same_label.sum()),
+                                 "pairs": [{"index": int(i), "train_index": int(j), "correlation": round(float(c), 6)}
+                                           for i, j, c in zip(r.index, r.train_index, r.correlation)]}
+                       for r in reports},
+        })
+        print(f"wrote {args.out}")
+    print("ok: every split built and every image decoded")
 
 
 def cmd_fixture(args: argparse.Namespace) -> None:
@@ -121,11 +176,22 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("layout", help="the on-disk layout a benchmark expects")
     p.add_argument("name")
     p.set_defaults(func=cmd_layout)
-    p = sub.add_parser("check", help="build every split from ROOT and decode images (all with --all)")
+    p = sub.add_parser(
+        "check", help="build every split, decode every image and count near-duplicates of train images",
+        description=CHECK_DESCRIPTION, epilog=CHECK_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name")
-    p.add_argument("--root", default=None, help="dataset directory (optional for offline benchmarks)")
-    p.add_argument("--size", type=int, default=224, help="input size to transform to (default 224)")
-    p.add_argument("--all", action="store_true", help="decode every image, reporting any corrupt file")
+    p.add_argument("--data-root", "--root", dest="root", default=None,
+                   help="dataset directory (optional for offline benchmarks; default: their installed data)")
+    p.add_argument("--image-size", "--size", dest="image_size", type=_int_at_least(2), default=DEFAULT_IMAGE_SIZE,
+                   help=f"pixels per side images are transformed to and compared at (default {DEFAULT_IMAGE_SIZE})")
+    p.add_argument("--threshold", type=_correlation, default=DEFAULT_THRESHOLD,
+                   help=f"correlation at or above which two images are near-duplicates, in (0, 1] "
+                        f"(default {DEFAULT_THRESHOLD})")
+    p.add_argument("--show", type=_int_at_least(0), default=5,
+                   help="print this many of the most similar pairs per split (default 5)")
+    p.add_argument("--out", type=Path, default=None, help="also write every pair to this JSON file (default: none)")
+    p.add_argument("--quick", action="store_true",
+                   help="only build the splits and decode their first and last images (no duplicate count)")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("fixture", help="write a tiny random-image tree in a benchmark's layout")
     p.add_argument("name")

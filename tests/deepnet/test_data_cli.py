@@ -15,7 +15,7 @@ def test_list_names_every_benchmark(capsys):
 def test_fixture_then_check_and_probe(tmp_path, capsys):
     assert main(["fixture", "camelyon", str(tmp_path), "--n-per-class", "3", "--image-size", "8"]) == 0
     root = capsys.readouterr().out.strip()
-    assert main(["check", "camelyon", "--root", root, "--size", "8", "--all"]) == 0
+    assert main(["check", "camelyon", "--data-root", root, "--image-size", "8"]) == 0
     assert "train" in capsys.readouterr().out
     assert main(["probe", "camelyon", "--root", root, "--size", "8"]) == 0
     out = capsys.readouterr().out
