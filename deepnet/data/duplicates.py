@@ -24,12 +24,12 @@ DEFAULT_THRESHOLD = 0.995
 CALIBRATION = (
     "Calibration on MNIST / Fashion-MNIST at 32 px: copies that keep the pixel grid (JPEG quality 75, "
     "brightness / contrast changed, noise of std 5 grey levels) correlate 0.999 with their original "
-    "(median; 1st percentile 0.992), distinct digits of one class at most 0.986, distinct but look-alike "
+    "(median; 1st percentile about 0.99), distinct digits of one class at most 0.986, distinct but look-alike "
     "Fashion-MNIST products (plain trousers, T-shirts) 0.98-0.995; shifted or cropped copies are not "
     "counted (a 1-px shift gives about 0.8)."
 )
-#: evaluation images compared against all of train at once (bounds memory at CHUNK x len(train))
-CHUNK = 512
+#: correlations held in memory at once (float32: 128 MiB); evaluation images go in chunks of this / len(train)
+MAX_SIMILARITIES = 2 ** 25
 
 
 def fingerprints(ds: Dataset, desc: str = "fingerprints", progress: bool = True) -> np.ndarray:
@@ -50,13 +50,16 @@ def fingerprints(ds: Dataset, desc: str = "fingerprints", progress: bool = True)
     numpy.ndarray
         float32 array of shape (len(ds), H * W); rows of constant images are all zero.
     """
-    rows = []
+    x = None
     for i in tqdm(range(len(ds)), desc=desc, disable=not progress, leave=False):
         grey = torch.as_tensor(ds[i][0], dtype=torch.float64).mean(0).flatten()
-        rows.append((grey - grey.mean()).numpy())
-    x = np.stack(rows) if rows else np.zeros((0, 0))
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 1e-6).astype(np.float32)
+        if x is None:
+            x = np.zeros((len(ds), grey.numel()), dtype=np.float32)
+        grey -= grey.mean()
+        norm = float(grey.norm())
+        if norm > 1e-6:
+            x[i] = (grey / norm).numpy()
+    return np.zeros((0, 0), dtype=np.float32) if x is None else x
 
 
 def best_matches(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,11 +80,12 @@ def best_matches(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarra
     if len(references) == 0 or queries.shape[1:] != references.shape[1:]:
         raise ValueError(f"cannot match queries {queries.shape} against references {references.shape}")
     index, corr = np.empty(len(queries), dtype=np.int64), np.empty(len(queries), dtype=np.float64)
-    for start in range(0, len(queries), CHUNK):
-        sims = queries[start:start + CHUNK] @ references.T
+    step = max(1, MAX_SIMILARITIES // len(references))
+    for start in range(0, len(queries), step):
+        sims = queries[start:start + step] @ references.T
         best = sims.argmax(1)
-        index[start:start + CHUNK] = best
-        corr[start:start + CHUNK] = sims[np.arange(len(best)), best]
+        index[start:start + step] = best
+        corr[start:start + step] = sims[np.arange(len(best)), best]
     return index, corr
 
 

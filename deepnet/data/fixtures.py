@@ -3,7 +3,10 @@
 ``make_fixture(name, root)`` writes random-noise images (deterministic per name) in exactly the
 layout the loader for ``name`` reads, with ``n_per_class`` (or a small multiple, where a loader
 holds out ``id_val`` or the layout has decoy rows) images per class in every split, and returns the
-directory to pass to ``build_splits`` as the data root. The offline benchmarks need no fixture.
+directory to pass to ``build_splits`` as the data root. The FMoW and Camelyon trees are also
+complete WILDS data directories (with the ``RELEASE_v*.txt`` file): the ``wilds`` package's dataset
+classes read them, which is how the tests compare our splits with WILDS's. The offline benchmarks
+need no fixture.
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ library): superclasses = nodes at depth 5 (longest path from the root ``n0000174
 thing" ``n00004258`` with at least 4 ImageNet descendants; for each (in sorted order) descend
 single-child chains, pool the ImageNet leaves under its children, and draw 4 with
 ``numpy.random.RandomState(2).choice(sorted_leaves, 4, replace=False)`` (one generator shared across
-superclasses): the first 2 are ID, the last 2 OOD.
+superclasses): the first 2 are ID, the last 2 OOD. ``tests/deepnet/test_reference_splits.py``
+checks the result against the robustness library's own ``make_living17`` on the real hierarchy.
 
 Splits: ``train`` = ImageNet train images of ID subclasses minus a fixed 10% (seed 0) held out as
 ``id_val``; ``id_test`` / ``ood_test`` = ImageNet val images of ID / OOD subclasses. Groups are the

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from deepnet.data import make_fixture
+from deepnet.data import duplicates
 from deepnet.data.__main__ import main
 from deepnet.data.common import ImageArray
 from deepnet.data.digits import load_mnist_5k, mnist_path
@@ -47,10 +48,11 @@ def test_constant_images_are_never_duplicates():
     assert report.count == 0
 
 
-def test_best_matches_chunks_and_rejects_mismatched_shapes():
+def test_best_matches_chunks_and_rejects_mismatched_shapes(monkeypatch):
+    monkeypatch.setattr(duplicates, "MAX_SIMILARITIES", 20)  # chunks of 2 queries
     rng = np.random.default_rng(1)
     refs = rng.normal(size=(7, 5)).astype(np.float32)
-    queries = np.concatenate([refs[[3, 0]], rng.normal(size=(600, 5)).astype(np.float32)])  # > one chunk
+    queries = np.concatenate([refs[[3, 0]], rng.normal(size=(61, 5)).astype(np.float32)])
     index, corr = best_matches(queries, refs)
     assert index[:2].tolist() == [3, 0]
     assert np.allclose(corr, (queries @ refs.T).max(1), atol=1e-5)
@@ -77,6 +79,40 @@ def test_planted_copies_of_real_digits_are_found_and_distinct_digits_are_not():
     assert clean.split == "id_val" and clean.count == 0
     assert sorted(zip(dirty.index.tolist(), dirty.train_index.tolist())) == list(zip(where, planted_from))
     assert np.all(dirty.correlation >= DEFAULT_THRESHOLD) and np.all(np.diff(dirty.correlation) <= 0)
+
+
+def _copy_correlations(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Correlation of each image with its perturbed copy, per perturbation of the calibration."""
+    rng = np.random.default_rng(3)
+    copies = {
+        "jpeg75": np.stack([_jpeg(im) for im in images]),
+        "brightness": np.clip(images * 0.8 + 30, 0, 255).astype(np.uint8),
+        "noise5": np.clip(images + rng.normal(0, 5, images.shape), 0, 255).astype(np.uint8),
+        "shift1": np.roll(images, 1, axis=2),
+    }
+    base = fingerprints(_splits(images)["train"], progress=False)
+    return {k: np.sum(base * fingerprints(_splits(v)["train"], progress=False), axis=1) for k, v in copies.items()}
+
+
+def _check_calibration(images: np.ndarray) -> None:
+    corr = _copy_correlations(images)
+    for kind in ("jpeg75", "brightness", "noise5"):
+        assert np.median(corr[kind]) >= 0.998 and np.quantile(corr[kind], 0.01) >= 0.985, kind
+    assert np.median(corr["shift1"]) < 0.9  # shifted copies are not what the check finds
+
+
+def test_calibration_on_mnist():
+    """The copy correlations that CALIBRATION quotes, on 300 MNIST digits."""
+    x, _ = load_mnist_5k(mnist_path(None))
+    _check_calibration(x[np.random.default_rng(4).choice(len(x), 300, replace=False)])
+
+
+@pytest.mark.fashion_mnist
+def test_calibration_on_fashion_mnist():
+    from deepnet.data.fashion_mnist import load_fashion_mnist
+
+    (x, _), _ = load_fashion_mnist()
+    _check_calibration(x[np.random.default_rng(5).choice(len(x), 300, replace=False)])
 
 
 def test_near_duplicates_counts_label_agreement_and_validates():
