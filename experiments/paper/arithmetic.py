@@ -53,6 +53,19 @@ def _interval(fn: Callable[..., float], values: list[float], half_widths: list[f
     return min(corners), max(corners)
 
 
+def rounding_bounds(fn: Callable[..., float], values: list[float]) -> tuple[float, float]:
+    """(lowest, highest) of ``fn(*values)`` over the print rounding of each value (+-CELL_HALF_WIDTH).
+
+    Parameters
+    ----------
+    fn : callable
+        Monotone in each argument (evaluated at the corners), e.g. a difference of cell means.
+    values : list of float
+        Printed cells or means of printed cells (a mean of cells is within the same bound).
+    """
+    return _interval(fn, values, [CELL_HALF_WIDTH] * len(values))
+
+
 def _agrees(fn: Callable[..., float], values: list[float], half_widths: list[float], stated: float, stated_half: float) -> bool:
     lo, hi = _interval(fn, values, half_widths)
     return lo - 1e-9 <= stated + stated_half and stated - stated_half <= hi + 1e-9
@@ -129,7 +142,7 @@ def stated_value(entry: dict[str, Any]) -> tuple[float, float, float]:
     fn = STATS[entry["stat"]]
     n_args = fn.__code__.co_argcount
     values = [selector_mean(entry[name]) for name in "abc"[:n_args]]
-    lo, hi = _interval(fn, values, [CELL_HALF_WIDTH] * n_args)
+    lo, hi = rounding_bounds(fn, values)
     return fn(*values), lo, hi
 
 
