@@ -352,6 +352,14 @@ def summarize_results(paths: Iterable[str | Path], strict: bool = False) -> list
     return summarize(cells) if cells else []
 
 
+def summary_tables(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Summarized rows (:func:`summarize_results`) as ``{"md": markdown, "csv": csv}`` text, by
+    ``deepnet.sweep.collect`` (mean ± 90% half-width in percent; CSV as fractions)."""
+    from deepnet.sweep.collect import to_csv, to_markdown
+
+    return {"md": to_markdown(rows), "csv": to_csv(rows)}
+
+
 def run_rows(cells: list) -> list[dict[str, Any]]:
     """One row per chosen run (one per cell and seed): its settings, ``seed``, flat metrics and
     ``_settings`` (the names of the settings that identify its cell)."""
@@ -476,6 +484,18 @@ def ours_verdict(spec: dict[str, Any], rows: dict[str, list[dict[str, Any]]]) ->
     return judged(cid, cells, f"{texts}{note}" + (f". {spec['ours_note']}" if "ours_note" in spec else ""))
 
 
+def our_rows(files: list[tuple[Path, list[dict]]]) -> dict[str, list[dict[str, Any]]]:
+    """Our rows per source (see SOURCES) from loaded result files (:func:`load_files`)."""
+    return {"runs": run_rows(run_cells(files)), "memory": measurement_rows(files, "bytes_per_trainable_param"),
+            "gradnorms": grad_norm_rows(files), "distortion": measurement_rows(files, "relative_mean")}
+
+
+def ours_verdicts(results: Iterable[str | Path], strict: bool = False) -> list[tuple[dict[str, Any], ClaimResult]]:
+    """Every claim's spec with its "ours" verdict alone (no theory check runs), e.g. for figures."""
+    rows = our_rows(load_files(results, strict))
+    return [(s, ours_verdict(s, rows)) for s in load_claim_specs()]
+
+
 def build_ledger(
     results: Iterable[str | Path] = (RESULTS_DIR,),
     instances: int | None = None,
@@ -503,9 +523,7 @@ def build_ledger(
     if claims is not None:
         check_claim_ids(claims)
     register_theory_checks()
-    files = load_files(results, strict)
-    rows = {"runs": run_rows(run_cells(files)), "memory": measurement_rows(files, "bytes_per_trainable_param"),
-            "gradnorms": grad_norm_rows(files), "distortion": measurement_rows(files, "relative_mean")}
+    rows = our_rows(load_files(results, strict))
     specs = [s for s in load_claim_specs() if claims is None or s["id"] in claims]
     if progress:
         from tqdm import tqdm
