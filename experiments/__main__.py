@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
@@ -17,16 +18,59 @@ def _stage(name: str) -> None:
     print(f"\n=== {name} ===", flush=True)
 
 
+def report_usage_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with `report`'s arguments (checked before any computing), or None.
+
+    Every ``--results`` path must exist and together they must hold at least one ``*.jsonl``
+    file; ``--claims`` must be known ids exactly as written (``C4``, not ``c4``); ``--instances``
+    must be >= 1; ``--out`` must not be a file.
+    """
+    from experiments.ledger import check_claim_ids
+
+    results = args.results or [RESULTS_DIR]
+    absent = [str(p) for p in results if not p.exists()]
+    if absent:
+        return f"no results file or folder at {', '.join(absent)}"
+    if not any(p.suffix == ".jsonl" if p.is_file() else any(p.rglob("*.jsonl")) for p in results):
+        return f"no result records (*.jsonl) in {', '.join(map(str, results))}: nothing to report"
+    if args.instances is not None and args.instances < 1:
+        return f"--instances must be >= 1, got {args.instances}"
+    if Path(args.out).is_file():
+        return f"--out {args.out} is a file, not a folder"
+    try:
+        check_claim_ids(args.claims or [])
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from experiments.ledger import build_ledger
     from experiments.report import console_details, console_table, write_reports
 
+    problem = report_usage_error(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     results = args.results or [RESULTS_DIR]
-    rows = build_ledger(results, instances=args.instances, claims=args.claims, progress=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            rows = build_ledger(results, instances=args.instances, claims=args.claims, progress=True,
+                                strict=args.strict)
+        except ValueError as err:  # --strict and a malformed results line
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    skipped = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    for message in skipped:
+        print(f"warning: {message} (--strict to fail instead)", file=sys.stderr)
     print(console_table(rows))
     if args.details:
         print(console_details(rows))
-    paths = write_reports(rows, Path(args.out), header=f"Results read from: {', '.join(map(str, results))}")
+    header = f"Results read from: {', '.join(map(str, results))}."
+    if skipped:
+        header += " Malformed lines skipped: " + "; ".join(skipped) + "."
+    paths = write_reports(rows, Path(args.out), header=header)
     print(f"\nwrote {paths['markdown']} and {paths['json']}")
     return 0
 
@@ -49,10 +93,13 @@ def cmd_main(args: argparse.Namespace) -> int:
     from common.io import write_text
     from experiments.report import console_table, write_reports
 
+    instances = 1 if args.quick else args.instances
+    if instances is not None and instances < 1:
+        print(f"error: --instances must be >= 1, got {instances}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    instances = 1 if args.quick else args.instances
     status = {}
 
     _stage(f"1/4 deep-net comparison on offline data ({args.spec.name})")
@@ -63,13 +110,14 @@ def cmd_main(args: argparse.Namespace) -> int:
         status["sweep"] = f"failed: {type(err).__name__}: {err}"
     print(status["sweep"])
 
-    _stage(f"2/4 theory verification ({instances} instances per claim) + claims ledger")
+    per_claim = "each claim spec's count of" if instances is None else str(instances)
+    _stage(f"2/4 theory verification ({per_claim} instances per claim) + claims ledger")
     results = [RESULTS_DIR, sweep_root]
     rows = build_ledger(results, instances=instances, progress=True)
     print(console_table(rows))
 
     _stage("3/4 report")
-    header = (f"Main job: theory checks with {instances} instances per claim; our runs from "
+    header = (f"Main job: theory checks with {per_claim} instances per claim; our runs from "
               f"experiments/results/ and this job's sweep ({args.spec.name}: {status['sweep'].splitlines()[0]}).")
     paths = write_reports(rows, out, header=header)
     print(f"wrote {paths['markdown']}, {paths['json']}")
@@ -99,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "compare our result records. A link not built yet shows as 'missing'.")
     rep.add_argument("--results", nargs="*", type=Path, help="results files or folders (default: experiments/results)")
     rep.add_argument("--instances", type=int, default=None, help="random problems per theory check (default: each claim spec's)")
-    rep.add_argument("--claims", nargs="*", help="only these claims, e.g. C4 C10")
+    rep.add_argument("--claims", nargs="*", help="only these claims, exactly as the ids are written, e.g. C4 C10")
     rep.add_argument("--details", action="store_true", help="also print the numbers behind every verdict")
+    rep.add_argument("--strict", action="store_true",
+                     help="a malformed line in a results file is an error (default: skipped with a warning naming file:line)")
     rep.add_argument("--out", default="out/report", help="folder for ledger.md and ledger.json (default: out/report)")
     rep.set_defaults(func=cmd_report)
 
@@ -109,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "the theory checks, the claims ledger (ledger.md / ledger.json) and the figures.")
     main.add_argument("--out", default="out/main", help="output folder (default: out/main)")
     main.add_argument("--quick", action="store_true", help="1 theory instance per claim and 10 optimizer steps per run")
-    main.add_argument("--instances", type=int, default=3, help="random problems per theory check (default: 3)")
+    main.add_argument("--instances", type=int, default=None,
+                      help="random problems per theory check (default: each claim spec's; C9-C12: 8, fewer is indicative)")
     main.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="sweep spec for the deep-net stage (default: experiments/specs/main_default.toml)")
     main.set_defaults(func=cmd_main)
     return parser

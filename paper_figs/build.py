@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 from tqdm import tqdm
 
 from common.registry import Registry
-from paper_figs import fig1b, grad_norms, lpft_bars, tables, theory_figs
+from paper_figs import fig1b, grad_norms, intervals, lpft_bars, tables, theory_figs
 
 FigureFn = Callable[..., list[Path]]
 FIGURES: Registry[FigureFn] = Registry("figure")
@@ -19,6 +19,7 @@ FIGURES.add("fig2", partial(grad_norms.make, normalization="raw"))          # Fi
 FIGURES.add("fig4", partial(grad_norms.make, normalization="param_norm"))   # Figs. 4, 7
 FIGURES.add("fig5", partial(grad_norms.make, normalization="sqrt_numel"))   # Figs. 5, 8
 FIGURES.add("lpft_bars", lpft_bars.make)
+FIGURES.add("ours_intervals", intervals.make)                 # the ledger's paired intervals per claim
 FIGURES.add("theory_ood_over_time", theory_figs.ood_over_time)
 FIGURES.add("theory_ratio_vs_eps", theory_figs.ratio_vs_eps)
 FIGURES.add("theory_bound_vs_actual", theory_figs.bound_vs_actual)

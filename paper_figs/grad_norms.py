@@ -51,4 +51,4 @@ def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
     for ax in flat[1 + len(records):]:
         ax.axis("off")
     fig.tight_layout()
-    return [style.save(fig, out_dir / f"grad_norms_{normalization}.png")]
+    return style.save(fig, out_dir / f"grad_norms_{normalization}.png")

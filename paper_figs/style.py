@@ -1,4 +1,4 @@
-"""One shared look for every figure: method colours and labels, the Agg backend, atomic saving."""
+"""One shared look for every figure: method colours and labels, the Agg backend, atomic saving as PNG and PDF."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,13 +29,27 @@ def label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
 
+def order(method: str) -> tuple[int, str]:
+    """Sort key: the methods of METHOD_LABELS in its order, then any other by name."""
+    names = list(METHOD_LABELS)
+    return (names.index(method) if method in names else len(names), method)
+
+
 def color(method: str) -> str:
     return METHOD_COLORS.get(method, "#17becf")
 
 
-def save(fig, path: Path) -> Path:
-    """Save `fig` as PNG atomically (temp file + rename) and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+FORMATS = ("png", "pdf")
+
+
+def save(fig, path: Path) -> list[Path]:
+    """Save `fig` in every format of FORMATS (``path`` with each suffix), each atomically (temp file
+    + rename), and close it; returns the written paths."""
+    written = []
+    for fmt in FORMATS:
+        target = Path(path).with_suffix(f".{fmt}")
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, bbox_inches="tight", format=fmt)
+        written.append(target)
     plt.close(fig)
-    return path
+    return written

@@ -96,16 +96,13 @@ def render_paper_tables(out_dir: Path, results=None) -> list[Path]:
 
 def render_our_tables(out_dir: Path, results=None) -> list[Path]:
     """Our runs as one table (best LR on ID val, mean and 90% interval over seeds) in markdown and
-    CSV, via ``deepnet.sweep.collect``; nothing is written when there are no records."""
-    from experiments.ledger import summarize_results
+    CSV, via ``experiments.ledger``; nothing is written when there are no records."""
+    from paper_figs.ours import our_tables
 
-    rows = summarize_results(results or [])
-    if not rows:
+    text = our_tables(results)
+    if text is None:
         return []
-    from deepnet.sweep.collect import to_csv
-    from deepnet.sweep.collect import to_markdown as rows_to_markdown
-
     paths = [out_dir / "tables" / "ours.md", out_dir / "tables" / "ours.csv"]
-    write_text(paths[0], rows_to_markdown(rows))
-    write_text(paths[1], to_csv(rows))
+    write_text(paths[0], text["md"])
+    write_text(paths[1], text["csv"])
     return paths

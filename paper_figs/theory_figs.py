@@ -31,7 +31,7 @@ def ood_over_time(out_dir: Path, results=None, eps: float = 0.05, seed: int = 0)
     ax.set_ylabel("OOD loss")
     ax.set_title(f"d={p.d}, k={p.k}, n={p.n}, eps={eps}")
     ax.legend()
-    return [style.save(fig, out_dir / "theory_ood_over_time.png")]
+    return style.save(fig, out_dir / "theory_ood_over_time.png")
 
 
 def ratio_vs_eps(out_dir: Path, results=None, seeds: int = 1) -> list[Path]:
@@ -55,7 +55,7 @@ def ratio_vs_eps(out_dir: Path, results=None, seeds: int = 1) -> list[Path]:
     ax.set_ylabel("L_ood(LP) / min_t L_ood(FT)")
     ax.set_title("Thm 3.5: ratio -> 0 as eps -> 0")
     ax.legend()
-    return [style.save(fig, out_dir / "theory_ratio_vs_eps.png")]
+    return style.save(fig, out_dir / "theory_ratio_vs_eps.png")
 
 
 def bound_vs_actual(out_dir: Path, results=None, instances: int = 4) -> list[Path]:
@@ -78,4 +78,4 @@ def bound_vs_actual(out_dir: Path, results=None, instances: int = 4) -> list[Pat
     ax.set_xlabel("actual min_t sqrt(L_ood(FT))")
     ax.set_ylabel("Thm 3.3 lower bound (<= 0 drawn at 1e-8)")
     ax.legend()
-    return [style.save(fig, out_dir / "theory_bound_vs_actual.png")]
+    return style.save(fig, out_dir / "theory_bound_vs_actual.png")

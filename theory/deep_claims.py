@@ -83,6 +83,8 @@ def check_c9(instances: int, seed: int) -> ClaimResult:
     held_normalized = int(np.sum(na - np.maximum(1.0, ns) > 0))
     numbers = {
         "problems_held_raw": k - violations,
+        "mean_margin_raw": float(margins.mean()),
+        "sem_margin_raw": _sem(margins),
         "problems_held_per_param_norm": held_normalized,
         "embed_ratio_raw_adamw_pre": float(ra.mean()),
         "embed_ratio_raw_sgd_pre": float(rs.mean()),

@@ -307,7 +307,8 @@ def _train_ft_and_lpft(a: argparse.Namespace) -> tuple[Any, dict[str, Dataset], 
                                          probe_train=lambda full=full: _sample(full.probe_train(), a.subset))
         record = train(cfg, run_dir, keep_checkpoint=True, inputs=inputs)
         state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)["model"]
-        runs.append({"state": state, "row": {"model": a.model, "dataset": a.dataset, "method": method, "lr": lr}})
+        runs.append({"state": state, "row": {"model": a.model, "dataset": a.dataset, "method": method, "lr": lr,
+                                                "seed": a.seed}})
         summary[method] = {"metrics": record["metrics"], "status": record["status"], "run_dir": run_dir.name}
     eval_splits = {s: _sample(splits[s], a.subset) for s in ["id_test", *info.ood_splits]}
     return bundle_0.model, eval_splits, runs, summary
@@ -327,7 +328,8 @@ def _load_runs(a: argparse.Namespace) -> tuple[Any, dict[str, Dataset], list[dic
         cfg = RunConfig.from_dict(state["config"])
         configs.append(cfg)
         runs.append({"state": state["model"], "row": {"model": cfg.model, "dataset": cfg.dataset,
-                                                       "method": cfg.method, "lr": cfg.lr, "run": str(run_dir)}})
+                                                       "method": cfg.method, "lr": cfg.lr, "seed": cfg.seed,
+                                                       "run": str(run_dir)}})
         result = run_dir / RESULT
         summary[str(run_dir)] = {"method": cfg.method, "lr": cfg.lr,
                                  "metrics": json.loads(result.read_text())["metrics"] if result.exists() else None}

@@ -53,6 +53,19 @@ def _interval(fn: Callable[..., float], values: list[float], half_widths: list[f
     return min(corners), max(corners)
 
 
+def rounding_bounds(fn: Callable[..., float], values: list[float]) -> tuple[float, float]:
+    """(lowest, highest) of ``fn(*values)`` over the print rounding of each value (+-CELL_HALF_WIDTH).
+
+    Parameters
+    ----------
+    fn : callable
+        Monotone in each argument (evaluated at the corners), e.g. a difference of cell means.
+    values : list of float
+        Printed cells or means of printed cells (a mean of cells is within the same bound).
+    """
+    return _interval(fn, values, [CELL_HALF_WIDTH] * len(values))
+
+
 def _agrees(fn: Callable[..., float], values: list[float], half_widths: list[float], stated: float, stated_half: float) -> bool:
     lo, hi = _interval(fn, values, half_widths)
     return lo - 1e-9 <= stated + stated_half and stated - stated_half <= hi + 1e-9
@@ -129,7 +142,7 @@ def stated_value(entry: dict[str, Any]) -> tuple[float, float, float]:
     fn = STATS[entry["stat"]]
     n_args = fn.__code__.co_argcount
     values = [selector_mean(entry[name]) for name in "abc"[:n_args]]
-    lo, hi = _interval(fn, values, [CELL_HALF_WIDTH] * n_args)
+    lo, hi = rounding_bounds(fn, values)
     return fn(*values), lo, hi
 
 
@@ -188,8 +201,39 @@ def all_discrepancies() -> list[Discrepancy]:
     return out + same_cell_discrepancies() + text_discrepancies()
 
 
+def _errata_file() -> dict[str, Any]:
+    with open(PAPER_DIR / "errata.toml", "rb") as f:
+        return tomllib.load(f)
+
+
 def load_errata() -> list[dict[str, Any]]:
     """The recorded discrepancies (``errata.toml``): table, cell, stated, recomputed, note."""
-    with open(PAPER_DIR / "errata.toml", "rb") as f:
-        return tomllib.load(f).get("erratum", [])
+    return _errata_file().get("erratum", [])
+
+
+def load_notes() -> list[dict[str, Any]]:
+    """The recorded inconsistencies of the papers' text (``[[note]]`` in ``errata.toml``)."""
+    return _errata_file().get("note", [])
+
+
+def _side_value(sel: dict[str, Any]) -> float:
+    return float(sel["value"]) if "value" in sel else selector_mean(sel)
+
+
+def note_check(check: dict[str, Any]) -> tuple[bool, str]:
+    """Evaluate one ``[[note.check]]`` on the digitized cells: (holds, the numbers as text).
+
+    ``absent`` holds when its selector matches no row of its table; otherwise
+    ``a [- a_minus] op b [- b_minus]`` on the printed cells (``==`` exactly, as printed).
+    """
+    if "absent" in check:
+        sel = dict(check["absent"])
+        rows = load_table(sel.pop("table")).select(**sel)
+        return not rows, f"{check['absent']} matches {len(rows)} row(s)"
+    lhs = _side_value(check["a"]) - (_side_value(check["a_minus"]) if "a_minus" in check else 0.0)
+    rhs = _side_value(check["b"]) - (_side_value(check["b_minus"]) if "b_minus" in check else 0.0)
+    ops = {">": lhs > rhs, "<": lhs < rhs, "==": abs(lhs - rhs) < 1e-9}
+    if check["op"] not in ops:
+        raise ValueError(f"note check op must be one of {sorted(ops)}, got {check['op']!r}")
+    return ops[check["op"]], f"{lhs:.4g} {check['op']} {rhs:.4g}"
 

@@ -10,13 +10,14 @@ def test_report_cli_writes_markdown_and_json(tmp_path, results_file, capsys):
     out = tmp_path / "report"
     assert main(["report", "--claims", "C13", "C10", "--instances", "1", "--results", str(results_file.parent), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "C10" in printed and "C13" in printed
+    assert "C10" in printed and "C13" in printed and "supported 2/0/0" in printed
     ledger = json.loads((out / "ledger.json").read_text())
     assert [row["claim"] for row in ledger] == ["C10", "C13"]
-    assert ledger[0]["ours"]["verdict"] == "pass"  # synthetic runs: SGD-FE and AdamW beat SGD OOD
+    assert ledger[0]["ours"]["verdict"] == "supported"  # synthetic runs: SGD-FE and AdamW beat SGD OOD on 3 seeds
     assert (out / "ledger.md").read_text().startswith("# Claims ledger")
 
 
 def test_main_defaults():
     args = build_parser().parse_args(["main"])
     assert args.out == "out/main" and args.spec.name == "main_default.toml" and not args.quick
+    assert args.instances is None  # each claim spec's count: C9-C12 run on 8 problems, not 3
