@@ -6,6 +6,8 @@ file intact. Temporary files are named ``.<name>.<random>.tmp``; a writer killed
 leave one behind, which :func:`remove_stale_temps` clears. Files get the permissions of a plain
 ``open`` (0666 minus the umask), not ``mkstemp``'s 0600. JSON-lines appends hold an exclusive
 ``fcntl`` lock on a sidecar ``.lock`` file, so workers appending to one file never lose lines.
+:func:`owned` is the non-blocking kind: one process owns a lock file (its host and pid recorded
+in it) until it is done or dies, and any other process is told who owns it.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import tempfile
 import warnings
 from pathlib import Path
@@ -105,6 +108,88 @@ def locked(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class LockHeld(RuntimeError):
+    """Another live process owns the lock; ``holder`` is what it recorded (``"host pid"``)."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is held by {holder or 'another process'}")
+        self.path, self.holder = path, holder
+
+
+@contextlib.contextmanager
+def owned(path: str | Path) -> Iterator[str | None]:
+    """Own the lock file ``path`` (an exclusive ``fcntl.flock``) for the duration, without waiting.
+
+    The owner's ``"host pid"`` is written into the file while it is held and erased on release.
+    The operating system releases the lock when its process dies (even by SIGKILL), so a lock
+    left by a dead process is simply taken over.
+
+    Parameters
+    ----------
+    path : str or Path
+        The lock file (created if missing, never deleted: deleting it would let two processes
+        lock two different files of the same name).
+
+    Yields
+    ------
+    str or None
+        The holder a dead process left recorded (a lock taken over), else None.
+
+    Raises
+    ------
+    LockHeld
+        If another live process owns the lock.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(os.open(path, os.O_RDWR | os.O_CREAT, 0o666), "r+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(path, f.read().strip()) from None
+        stale = f.read().strip() or None
+        _record(f, f"{socket.gethostname()} {os.getpid()}\n")
+        try:
+            yield stale
+        finally:
+            _record(f, "")
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _record(f: Any, text: str) -> None:
+    f.seek(0)
+    f.truncate()
+    f.write(text)
+    f.flush()
+
+
+def is_held(path: str | Path) -> bool:
+    """Whether a live process owns the lock file ``path`` (see :func:`owned`).
+
+    The probe takes a shared lock for an instant, so it may make a concurrent :func:`owned` of the
+    same file fail: use it to watch a lock that is already owned, not one being contended for.
+    """
+    try:
+        f = open(path)
+    except FileNotFoundError:
+        return False
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def move_aside(path: str | Path, suffix: str) -> Path:
+    """Rename ``path`` to ``<path><suffix>`` (replacing an earlier one) and return the new path."""
+    path = Path(path)
+    target = path.with_name(path.name + suffix)
+    os.replace(path, target)
+    return target
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:

@@ -4,12 +4,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import typing
 from dataclasses import dataclass, fields
 from typing import Any
 
 # Fields that change how fast or where a run executes but not what it computes (up to numerics);
 # they stay out of key() so a sweep resumes on another machine or with more loader workers.
 EXECUTION_ONLY = ("num_workers", "device", "data_root")
+
+# Spellings a boolean field accepts besides True/False themselves (TOML and Python).
+BOOL_SPELLINGS = {"true": True, "false": False, "True": True, "False": False}
+_ACCEPTED = {bool: "a boolean (true/false/True/False)", int: "an integer", float: "a finite number",
+             str: "a string"}
 
 
 @dataclass
@@ -19,6 +26,12 @@ class RunConfig:
     ``epochs=None`` uses the dataset's paper epochs and ``weight_decay=None`` the method's default.
     ``amp`` only takes effect on GPU. ``max_train_steps`` caps optimizer steps (smoke tests);
     the cosine schedule is then laid over the capped step count.
+
+    Every field is checked against its declared type at construction, whatever the source (TOML
+    ``[run]``, ``--set``, command-line flags, stored records): booleans accept ``True``/``False``
+    and the strings ``true``/``false``/``True``/``False``; integers accept integral floats
+    (``1e2`` -> 100) and reject others (``2.5``) and strings; floats accept finite numbers.
+    A mismatch raises ``ValueError`` naming the field, the value and what is accepted.
     """
 
     model: str
@@ -41,9 +54,8 @@ class RunConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        self.lr = float(self.lr)  # so lr=1 and lr=1.0 give the same key()
-        if self.weight_decay is not None:
-            self.weight_decay = float(self.weight_decay)
+        for f in fields(self):  # lr=1 becomes 1.0, so both give the same key()
+            setattr(self, f.name, _typed(f.name, getattr(self, f.name), _FIELD_TYPES[f.name]))
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         for name in ("batch_size", "grad_accum"):
@@ -83,3 +95,32 @@ class RunConfig:
     def run_name(self) -> str:
         """Human-readable run label, e.g. ``clip_vit_b16-living17-sgd-lr0.0003-s0``."""
         return f"{self.model}-{self.dataset}-{self.method}-lr{self.lr:g}-s{self.seed}"
+
+
+_FIELD_TYPES = typing.get_type_hints(RunConfig)
+
+
+def _typed(name: str, value: Any, declared: Any) -> Any:
+    """``value`` as the declared type of field ``name`` (see :class:`RunConfig`), else ValueError."""
+    options = typing.get_args(declared) or (declared,)
+    optional = type(None) in options
+    (kind,) = [t for t in options if t is not type(None)]
+    if value is None and optional:
+        return None
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value in BOOL_SPELLINGS:
+            return BOOL_SPELLINGS[value]
+    elif kind is int and not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is float and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+    elif kind is str and isinstance(value, str):
+        return value
+    accepted = _ACCEPTED[kind] + (" or None" if optional else "")
+    raise ValueError(f"RunConfig field {name!r}: expected {accepted}, got {value!r} ({type(value).__name__})")

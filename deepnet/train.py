@@ -10,9 +10,15 @@ What a run does (SGD paper, Section 4 and Appendix A):
   step split over ``grad_accum`` micro-batches and the DDP ranks, mixed precision on GPU;
 * evaluates ID val, ID test and every OOD split after each epoch and keeps the metrics of the epoch
   with the best ID-val accuracy (early stopping);
-* checkpoints after every epoch (atomically) and resumes from ``run_dir/checkpoint.pt``;
-* stops with status ``"diverged"`` (not an exception) at the first non-finite training loss;
-* writes ``run_dir/result.json`` atomically (the record in the deepnet interface contract).
+* checkpoints after every epoch (atomically, keeping the previous one as ``checkpoint.pt.prev``)
+  and resumes from ``run_dir/checkpoint.pt``; an unreadable checkpoint is moved to
+  ``checkpoint.pt.corrupt`` with a warning and the run resumes from the previous one, or from
+  scratch;
+* stops with status ``"diverged"`` (not an exception) at the first training step whose loss is not
+  finite or exceeds :func:`divergence_bound` (``DIVERGENCE_FACTOR`` x the larger of the run's first
+  step loss and ln(classes), the loss of a uniform guess); the record's ``divergence`` says where;
+* writes ``run_dir/result.json`` atomically (the record in the deepnet interface contract), with
+  the fingerprint of the data it trained on (:func:`data_fingerprint`).
 
 Random streams are reseeded from (seed, epoch, rank) at the start of every epoch, so a run resumed
 at an epoch boundary replays exactly the data order, augmentations and dropout of an uninterrupted
@@ -23,8 +29,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import pickle
 import random
 import time
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable
@@ -40,12 +49,34 @@ from deepnet.config import RunConfig
 from deepnet.distributed import DistContext
 from deepnet.evaluate import SplitMetrics, evaluate
 from deepnet.methods import Method, ProbeData, get_method
-from common.io import atomic_path, read_json, write_json
+from common.io import atomic_path, move_aside, read_json, write_json
 from common.provenance import git_commit
-from deepnet.results import environment
+from deepnet.results import environment, split_fingerprint
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS = ".prev"  # checkpoint.pt.prev: the checkpoint before the last one
+CORRUPT = ".corrupt"
 RESULT = "result.json"
+DIVERGENCE_FACTOR = 100.0
+# What torch.load raises for a truncated or garbled file.
+_UNREADABLE = (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+def divergence_bound(first_loss: float, num_classes: int) -> float:
+    """The training loss above which a run counts as diverged.
+
+    ``DIVERGENCE_FACTOR`` (100) times the larger of the run's first step loss and ln(num_classes),
+    the cross-entropy of a uniform guess: a step loss 100x above both means the logits have
+    blown up (healthy runs stay within a small multiple of their initial loss).
+
+    Examples
+    --------
+    >>> round(divergence_bound(0.5, 2), 2)   # 100 x ln 2
+    69.31
+    >>> divergence_bound(3.0, 2)
+    300.0
+    """
+    return DIVERGENCE_FACTOR * max(first_loss, math.log(num_classes))
 
 
 @dataclass
@@ -75,6 +106,15 @@ def resolve_data_root(data_root: str | None, dataset: str) -> str | None:
         return None
     nested = Path(data_root).expanduser() / dataset
     return str(nested) if nested.is_dir() else data_root
+
+
+def data_fingerprint(cfg: RunConfig) -> dict[str, Any]:
+    """The fingerprint of the data ``cfg`` trains on (see :func:`deepnet.results.split_fingerprint`),
+    from the dataset's splits under its resolved data root; takes seconds (no image is read)."""
+    from deepnet.data import build_splits
+
+    root = resolve_data_root(cfg.data_root, cfg.dataset)
+    return split_fingerprint(build_splits(cfg.dataset, root, train_augment=False), root)
 
 
 def build_inputs(cfg: RunConfig) -> RunInputs:
@@ -227,6 +267,8 @@ class _Run:
             self.total_steps = min(self.total_steps, cfg.max_train_steps)
 
         self.start_epoch, self.step = 0, 0
+        self.first_loss: float | None = None
+        self.divergence: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
         self.stage_info: dict[str, Any] = {}
         self.status = "ok"
@@ -268,15 +310,41 @@ class _Run:
                 "stage_info": self.stage_info,
                 "status": self.status,
                 "elapsed": self.elapsed,
+                "first_loss": self.first_loss,
             }
+            if self.checkpoint_path.exists():
+                move_aside(self.checkpoint_path, PREVIOUS)
             with atomic_path(self.checkpoint_path) as tmp:
                 torch.save(state, tmp)
         distributed.barrier(self.ctx)
 
+    def _checkpoints(self) -> list[Path]:
+        """The checkpoints on disk, newest first."""
+        paths = (self.checkpoint_path, self.checkpoint_path.with_name(CHECKPOINT + PREVIOUS))
+        return [p for p in paths if p.exists()]
+
+    def _read_checkpoint(self) -> dict[str, Any] | None:
+        """The newest readable checkpoint's state, or None. The main process moves each unreadable
+        one aside to ``*.corrupt`` with a warning; then every process reads the newest left."""
+        if self.ctx.is_main:
+            for path in self._checkpoints():
+                try:
+                    return torch.load(path, map_location=self.device, weights_only=False)
+                except _UNREADABLE as err:
+                    aside = move_aside(path, CORRUPT)
+                    rest = self._checkpoints()
+                    warnings.warn(f"{path} is unreadable ({type(err).__name__}: {err}); moved to {aside.name}, "
+                                  + (f"resuming from {rest[0].name}" if rest else "starting from scratch"),
+                                  UserWarning)
+        distributed.barrier(self.ctx)
+        if not self.ctx.is_main and self._checkpoints():
+            return torch.load(self._checkpoints()[0], map_location=self.device, weights_only=False)
+        return None
+
     def _load_checkpoint(self) -> bool:
-        if not self.checkpoint_path.exists():
+        state = self._read_checkpoint()
+        if state is None:
             return False
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
         if RunConfig.from_dict(state["config"]).key() != self.cfg.key():
             raise ValueError(f"{self.checkpoint_path} belongs to a different config; use another run dir")
         self.model.load_state_dict(state["model"])
@@ -286,6 +354,7 @@ class _Run:
         self.start_epoch, self.step = state["epoch"], state["step"]
         self.history, self.stage_info = state["history"], state["stage_info"]
         self.status, self.elapsed = state["status"], state["elapsed"]
+        self.first_loss = state.get("first_loss")  # None in checkpoints written before it was kept
         return True
 
     # --- stages -----------------------------------------------------------------------------
@@ -336,7 +405,13 @@ class _Run:
                     (self.scaler.scale(scaled) if self.scaler else scaled).backward()
                 step_loss[0] += float(loss.detach()) / count
             distributed.all_reduce(step_loss, self.ctx)
-            if step_loss[1] > 0:
+            loss_now = float(step_loss[0]) / self.ctx.world_size
+            if self.first_loss is None and step_loss[1] == 0:
+                self.first_loss = loss_now
+            bound = divergence_bound(self.first_loss or 0.0, self.inputs.num_classes)
+            if step_loss[1] > 0 or loss_now > bound:
+                self.divergence = {"step": self.step, "epoch": epoch, "loss": loss_now if step_loss[1] == 0 else None,
+                                   "bound": bound}
                 self.optimizer.zero_grad(set_to_none=True)
                 bar.close()
                 return None
@@ -348,7 +423,7 @@ class _Run:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             n_steps += 1
-            loss_sum += float(step_loss[0]) / self.ctx.world_size
+            loss_sum += loss_now
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / n_steps:.4f}")
         bar.close()
@@ -418,15 +493,19 @@ class _Run:
             "metrics": {k: best[k] for k in keys} if best else {k: None for k in keys},
             "history": self.history,
             "commit": git_commit(),
+            "data": split_fingerprint(self.inputs.splits, resolve_data_root(self.cfg.data_root, self.cfg.dataset)),
             "env": {**environment(self.device), "world_size": self.ctx.world_size,
                     "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None},
             "time_s": self.elapsed,
         }
         if self.stage_info:
             record["stage_info"] = self.stage_info
+        if self.divergence:
+            record["divergence"] = self.divergence
         if self.ctx.is_main:
             write_json(self.run_dir / RESULT, record)
-            if not self.keep_checkpoint and self.checkpoint_path.exists():
-                self.checkpoint_path.unlink()
+            self.checkpoint_path.with_name(CHECKPOINT + PREVIOUS).unlink(missing_ok=True)
+            if not self.keep_checkpoint:
+                self.checkpoint_path.unlink(missing_ok=True)
         distributed.barrier(self.ctx)
         return record

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,11 @@ SWEEP_EPILOG = """\
 Each run gets a directory <root>/<config hash> (config.json, checkpoint.pt, result.json, done);
 finished records are appended to <root>/results.jsonl. Re-running the same command skips finished
 runs, resumes interrupted ones from their checkpoint and retries failed ones (error.txt).
+
+Two launches on one root share the runs (a run trains only in the process owning its lock; the
+other reports it busy). A done run whose record was trained on other data than --data-root gives
+now stops the launch (exit 2) unless --accept-data-change. Exit codes: 0 every launched run ended
+ok, diverged or busy elsewhere; 1 some run failed; 2 bad input, nothing run; 130 interrupted.
 
 Several specs run as one sweep (their runs together, one root; --root is then required).
 --adopt FILE.jsonl rebuilds a lost sweep directory from recorded results (e.g. committed data):
@@ -61,7 +67,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument("--launcher", choices=["local", "slurm"], default="local",
                        help="local: sequential on CPU, one job per GPU otherwise; slurm: submitit array")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
-    sweep.add_argument("--max-runs", type=int, metavar="N", help="launch at most N of the pending runs")
+    sweep.add_argument("--max-runs", type=int, metavar="N", help="launch at most N (>= 1) of the pending runs")
+    sweep.add_argument("--accept-data-change", action="store_true",
+                       help="count done runs as done even if their recorded data fingerprint differs from "
+                            "the data the current --data-root gives")
     sweep.add_argument("--adopt", action="append", default=[], type=Path, metavar="FILE.jsonl",
                        help="first mark runs done from these result records (same config hash) instead "
                             "of training them, e.g. a lost sweep's committed results.jsonl (repeatable)")
@@ -109,11 +118,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     collect.add_argument("--methods", metavar="M1,M2,...",
                          help="only these methods, in this order (the pivot's columns)")
     collect.add_argument("--out", type=Path, help="write the table here (atomically) instead of stdout")
+    collect.add_argument("--strict", action="store_true",
+                         help="fail (exit 2) on a malformed line, an unreadable result.json or a record that is "
+                              "not a run record, instead of skipping it with a warning")
     collect.set_defaults(func=cmd_collect)
 
 
 def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
-    """``["a=1", "b=cpu"]`` -> ``{"a": 1, "b": "cpu"}``: values in TOML syntax, else plain strings."""
+    """``["a=1", "b=cpu"]`` -> ``{"a": 1, "b": "cpu"}``: values in TOML syntax, else plain strings.
+
+    A plain string (``cpu``, ``False``) set on a RunConfig field is then accepted by its type
+    check only for a string field or as a boolean spelling; anything else is an error naming the
+    field (see :class:`~deepnet.config.RunConfig`).
+    """
     result = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -129,12 +146,19 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from deepnet.sweep.launchers import plan, run_sweep
+    from deepnet.sweep.runner import DataChangedError
 
     if len(args.specs) > 1 and args.root is None:
         print("error: several specs run as one sweep need --root DIR", file=sys.stderr)
         return 2
     if args.cpu_workers < 1:
         print(f"error: --cpu-workers must be >= 1, got {args.cpu_workers}", file=sys.stderr)
+        return 2
+    if args.max_runs is not None and args.max_runs < 1:
+        print(f"error: --max-runs must be >= 1, got {args.max_runs}", file=sys.stderr)
+        return 2
+    if args.root is not None and args.root.exists() and not args.root.is_dir():
+        print(f"error: --root {args.root} exists and is not a directory", file=sys.stderr)
         return 2
     try:
         specs = [load_spec(path) for path in args.specs]
@@ -165,7 +189,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{'would adopt' if args.dry_run else 'adopted'} {adopted} recorded runs into {root}"
               + (f"; {unmatched} records match no run of the spec(s) and were ignored" if unmatched else ""))
     if args.dry_run:
-        states = plan(cfgs, root)
+        states = plan(cfgs, root)  # read-only: done runs' records are checked by the launch itself
         for cfg, state in states:
             print(f"{state:12s} {cfg.key()}  {cfg.run_name()}")
         counts = {s: sum(state == s for _, state in states) for s in ("done", "interrupted", "failed", "new")}
@@ -178,10 +202,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             options["gpus"] = [int(g) for g in args.gpus.split(",")]
     if args.launcher == "slurm":
         options.update(slurm, wait=not args.no_wait, cluster=args.cluster)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a file on the way
+        print(f"error: cannot create the sweep directory {root}: {err.strerror or err}", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = run_sweep(cfgs, root, launcher=args.launcher, max_runs=args.max_runs,
-                           progress=not args.no_progress, **options)
+                           progress=not args.no_progress, accept_data_change=args.accept_data_change, **options)
+    except DataChangedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted: run the same command again to resume ({root})", file=sys.stderr)
         return 130
@@ -191,14 +223,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from common.io import atomic_path
+    from common.io import write_text
     from deepnet.sweep.collect import (differences_to_markdown, load_records, paired_differences, select_best,
                                        summarize, to_csv, to_markdown, to_pivot_markdown)
 
     try:
-        records = load_records(args.paths)
-    except (FileNotFoundError, ValueError) as err:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            records = load_records(args.paths, strict=args.strict)
+    except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    if not records:
+        print(f"error: no run records (records with a 'config') in {', '.join(map(str, args.paths))}",
+              file=sys.stderr)
         return 2
     cells = select_best(records, args.selection)
     rows = summarize(cells)
@@ -221,8 +261,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.out:
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(text)
+        write_text(args.out, text)
         print(f"{len(rows)} rows from {len(records)} runs -> {args.out}")
     else:
         print(text, end="")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean, stdev
@@ -46,28 +47,82 @@ class Cell:
     chosen: list[dict] = field(default_factory=list)
 
 
-def load_records(paths: str | Path | Iterable[str | Path]) -> list[dict]:
+def load_records(paths: str | Path | Iterable[str | Path], strict: bool = False) -> list[dict]:
     """Result records from JSON-lines files, or from a directory: every ``*.jsonl`` under it plus
     the ``result.json`` of every finished (``done``) sweep run under it.
 
     The run directories are the source of truth, so a line lost from ``results.jsonl`` (e.g. file
     locks that do not hold across the nodes of a network file system) is still collected. A config
     recorded more than once keeps its last record.
+
+    Parameters
+    ----------
+    paths : path or iterable of paths
+        JSON-lines files and sweep directories.
+    strict : bool, default False
+        If False, a malformed JSON line (named ``file:line``), an unreadable ``result.json`` and a
+        record that is not a run record (no valid ``config``) are skipped, each file's skips
+        reported in one ``UserWarning`` with their count. If True each raises ``ValueError``.
+
+    Returns
+    -------
+    list of dict
+        One record per config.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that is neither a file nor a directory.
+    ValueError
+        (``strict``) A bad line or record.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    records: list[dict] = []
+    by_key: dict[str, dict] = {}
     for path in map(Path, paths):
         if path.is_dir():
-            for file in sorted(path.rglob("*.jsonl")):
-                records += read_jsonl(file)
-            records += [read_json(done.with_name(RESULT_FILE)) for done in sorted(path.rglob(DONE_FILE))]
+            sources = [(file, read_jsonl(file, strict=strict)) for file in sorted(path.rglob("*.jsonl"))]
+            sources += [(result, _read_result(result, strict)) for result in
+                        (done.with_name(RESULT_FILE) for done in sorted(path.rglob(DONE_FILE)))]
         elif path.is_file():
-            records += read_jsonl(path)
+            sources = [(path, read_jsonl(path, strict=strict))]
         else:
             raise FileNotFoundError(f"no results file or directory at {path}")
-    by_key = {RunConfig.from_dict(record["config"]).key(): record for record in records}
+        for source, records in sources:
+            skipped = 0
+            for record in records:
+                key = _run_key(record)
+                if key is None:
+                    if strict:
+                        raise ValueError(f"{source}: holds a record that is not a run record (no valid 'config')")
+                    skipped += 1
+                else:
+                    by_key[key] = record
+            if skipped:
+                warnings.warn(f"{source}: skipped {skipped} record(s) that are not run records (no valid 'config')",
+                              UserWarning, stacklevel=2)
     return list(by_key.values())
+
+
+def _read_result(path: Path, strict: bool) -> list[dict]:
+    """A run's ``result.json`` as a list of one record; unreadable: [] with a warning (or raise)."""
+    try:
+        return [read_json(path)]
+    except ValueError as err:
+        if strict:
+            raise
+        warnings.warn(f"{err}; skipped (run the sweep again to retrain it)", UserWarning, stacklevel=3)
+        return []
+
+
+def _run_key(record: Any) -> str | None:
+    """The record's config key, or None if it is not a run record."""
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        return None
+    try:
+        return RunConfig.from_dict(record["config"]).key()
+    except (TypeError, ValueError):
+        return None
 
 
 def metric_values(record: dict) -> dict[str, float | None]:

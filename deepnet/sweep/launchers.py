@@ -13,12 +13,15 @@
   resumes from the run's checkpoint. ``cluster="local"`` / ``"debug"`` runs the same code path
   without Slurm (what the tests use).
 
-A launcher never schedules a run twice within one launch; two launches on the same root at the
-same time are not coordinated (a run may then train twice; collect keeps one record per config).
+A launcher never schedules a run twice within one launch, and a run trains only in the process
+that owns its lock (see :mod:`deepnet.sweep.runner`), so two launches on the same root at the same
+time share the runs. Local workers watch a lock the launching process owns and kill themselves
+once it is free, so they die with the sweep even when it is killed by SIGKILL.
 """
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +30,10 @@ from typing import Any, Callable
 import submitit
 from tqdm.auto import tqdm
 
-from deepnet.config import RunConfig
+from common.io import owned
 from common.registry import Registry
-from deepnet.sweep.runner import TrainFn, RunOutcome, run_many, run_one, run_state
+from deepnet.config import RunConfig
+from deepnet.sweep.runner import FingerprintFn, TrainFn, RunOutcome, check_done_runs, run_many, run_one, run_state
 
 Launcher = Callable[..., list[RunOutcome]]
 LAUNCHERS: Registry[Launcher] = Registry("launcher")
@@ -60,11 +64,12 @@ class SweepReport:
 
     def summary(self) -> str:
         parts = [f"{self.total} runs: {self.done_before} done before this launch"]
-        for status in ("ok", "diverged", "failed", "submitted"):
+        for status in ("ok", "diverged", "failed", "submitted", "busy"):
             if self.count(status):
                 parts.append(f"{self.count(status)} {status}")
         lines = [", ".join(parts)]
         lines += [f"  failed: {o.name}: {o.error} (traceback in {o.run_dir}/error.txt)" for o in self.failed]
+        lines += [f"  busy: {o.name}: {o.error}, skipped here" for o in self.outcomes if o.status == "busy"]
         return "\n".join(lines)
 
 
@@ -81,16 +86,23 @@ def run_sweep(
     train_fn: TrainFn | None = None,
     max_runs: int | None = None,
     progress: bool = True,
+    accept_data_change: bool = False,
+    fingerprint_fn: FingerprintFn | None = None,
     **options: Any,
 ) -> SweepReport:
     """Launch every config of the sweep that is not done yet (at most ``max_runs`` of them).
 
     ``options`` go to the launcher (``local``: ``gpus``; ``slurm``: ``wait``, ``cluster`` and
-    submitit parameters). Interrupted runs resume; runs done before are skipped.
+    submitit parameters). Interrupted runs resume; runs done before are skipped after
+    :func:`~deepnet.sweep.runner.check_done_runs` (which raises ``DataChangedError`` unless
+    ``accept_data_change``).
     """
+    if max_runs is not None and max_runs < 1:
+        raise ValueError(f"max_runs must be >= 1, got {max_runs}")
     launch = LAUNCHERS.get(launcher)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    check_done_runs(cfgs, root, fingerprint_fn, accept_data_change)
     states = plan(cfgs, root)
     pending = [cfg for cfg, state in states if state != "done"]
     if max_runs is not None:
@@ -132,23 +144,27 @@ def launch_local(
             bar.set_postfix_str(cfg.run_name(), refresh=True)
             outcomes.append(run_one(cfg, root, train_fn, progress=progress))
         return outcomes
-    jobs, shares = [], []
-    for index, worker in enumerate(workers):
-        share = cfgs[index :: len(workers)]
-        if not share:
-            continue
-        executor = submitit.LocalExecutor(folder=root / "submitit" / worker.name)
-        executor.update_parameters(gpus_per_node=len(worker.visible_gpus), visible_gpus=worker.visible_gpus,
-                                   timeout_min=SLURM_DEFAULTS["timeout_min"])
-        jobs.append(executor.submit(run_many, [c.to_dict() for c in share], str(root), train_fn,
-                                    threads=worker.threads))
-        shares.append(share)
-    try:
-        _follow(jobs, cfgs, root, progress)
-    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, see the CLI): stop the workers too, not only this process
-        for job in jobs:
-            job.cancel(check=False)
-        raise
+    owner_lock = root / "submitit" / f"owner-{socket.gethostname()}-{os.getpid()}.lock"
+    with owned(owner_lock):  # the workers die once this lock is free (this process gone)
+        try:
+            jobs, shares = [], []
+            for index, worker in enumerate(workers):
+                share = cfgs[index :: len(workers)]
+                if not share:
+                    continue
+                executor = submitit.LocalExecutor(folder=root / "submitit" / worker.name)
+                executor.update_parameters(gpus_per_node=len(worker.visible_gpus), visible_gpus=worker.visible_gpus,
+                                           timeout_min=SLURM_DEFAULTS["timeout_min"])
+                jobs.append(executor.submit(run_many, [c.to_dict() for c in share], str(root), train_fn,
+                                            threads=worker.threads, owner_lock=str(owner_lock)))
+                shares.append(share)
+            _follow(jobs, cfgs, root, progress)
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM, see the CLI): stop the workers too, not only this process
+            for job in jobs:
+                job.cancel(check=False)
+            raise
+        finally:
+            owner_lock.unlink()  # named after this process: no other process locks it
     outcomes = []
     for job, share in zip(jobs, shares):
         try:

@@ -15,7 +15,7 @@ from deepnet.evaluate import metrics_from_counts
 from common.io import append_jsonl, read_json, read_jsonl, write_json
 from deepnet.train import CHECKPOINT, RESULT, _Run, train
 
-CONTRACT_KEYS = {"config", "status", "best_epoch", "metrics", "history", "commit", "env", "time_s"}
+CONTRACT_KEYS = {"config", "status", "best_epoch", "metrics", "history", "commit", "data", "env", "time_s"}
 METRIC_KEYS = {"id_val", "id_test", "ood", "ood_avg", "worst_group"}
 
 
