@@ -4,12 +4,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # Fields that change how fast or where a run executes but not what it computes (up to numerics);
 # they stay out of key() so a sweep resumes on another machine or with more loader workers.
-EXECUTION_ONLY = ("num_workers", "device", "data_root")
+EXECUTION_ONLY = ("num_workers", "device", "data_root", "plugins")
+# Fields that declare a user dataset (deepnet.data.user); None (a registered dataset) stays out of
+# key(), so runs on registered datasets keep their keys. With dataset_kind set, metric and augment
+# left at None take these defaults.
+USER_DATASET = ("dataset_kind", "metric", "augment")
+USER_DATASET_DEFAULTS = {"metric": "acc", "augment": "none"}
 
 
 @dataclass
@@ -19,6 +24,12 @@ class RunConfig:
     ``epochs=None`` uses the dataset's paper epochs and ``weight_decay=None`` the method's default.
     ``amp`` only takes effect on GPU. ``max_train_steps`` caps optimizer steps (smoke tests);
     the cosine schedule is then laid over the capped step count.
+
+    ``dataset_kind`` (``folder``, ``csv``, ``npz``) makes ``dataset`` the name of a user dataset
+    read from ``data_root`` with OOD metric ``metric`` and train augmentation ``augment``
+    (None: :data:`USER_DATASET_DEFAULTS`); see :func:`deepnet.data.user.register_user_dataset`.
+    ``plugins`` are modules (or ``.py`` files) the run imports before building its model and data,
+    so names they register resolve in every worker (:mod:`deepnet.plugins`).
     """
 
     model: str
@@ -39,6 +50,10 @@ class RunConfig:
     max_train_steps: int | None = None
     num_workers: int = 2
     device: str = "auto"
+    dataset_kind: str | None = None
+    metric: str | None = None
+    augment: str | None = None
+    plugins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.lr = float(self.lr)  # so lr=1 and lr=1.0 give the same key()
@@ -57,6 +72,14 @@ class RunConfig:
             raise ValueError(f"weight_decay must be >= 0 or None, got {self.weight_decay}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.dataset_kind is None and (self.metric is not None or self.augment is not None):
+            raise ValueError("metric and augment are for user datasets (set dataset_kind); "
+                             "a registered dataset has its own")
+        if self.dataset_kind is not None:
+            for name, default in USER_DATASET_DEFAULTS.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, default)
+        self.plugins = list(self.plugins)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -73,10 +96,11 @@ class RunConfig:
     def key(self) -> str:
         """Stable 16-hex-digit hash of everything that determines the result (the sweep run dir name).
 
-        Execution-only fields (num_workers, device, data_root) are left out. Floats are hashed by
-        ``repr`` so 1e-4 and 0.0001 agree.
+        Execution-only fields (num_workers, device, data_root, plugins) and user-dataset fields left
+        at None are left out. Floats are hashed by ``repr`` so 1e-4 and 0.0001 agree.
         """
-        payload = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
+        payload = {k: v for k, v in self.to_dict().items()
+                   if k not in EXECUTION_ONLY and not (k in USER_DATASET and v is None)}
         text = json.dumps(payload, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

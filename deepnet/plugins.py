@@ -19,6 +19,7 @@ Example (``pyproject.toml`` of a user package)::
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.metadata
 import importlib.util
@@ -115,3 +116,17 @@ def load_plugins(plugins: Sequence[str] = ()) -> None:
     load_entry_points()
     for plugin in plugins:
         import_plugin(plugin)
+
+
+def add_import_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--import MODULE`` (repeatable) to a command; read it with :func:`plugins_from_args`."""
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="plugin to import first: a module name or a .py file that registers datasets, "
+                             "models or methods (repeatable; sweeps pass it to every run)")
+
+
+def plugins_from_args(args: argparse.Namespace) -> list[str]:
+    """Load the entry points and the ``--import`` plugins of ``args``; the plugins as runs carry them."""
+    plugins = [resolve_plugin(p) for p in args.imports]
+    load_plugins(plugins)
+    return plugins

@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 from common.io import write_json
 
-from . import DATASETS, DatasetLayoutError, build_splits, dataset_info, make_fixture
+from . import DatasetLayoutError, build_splits, dataset_info, make_fixture
+from .registry import dataset_table
 from .duplicates import CALIBRATION, DEFAULT_IMAGE_SIZE, DEFAULT_THRESHOLD, near_duplicates
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -56,11 +57,7 @@ def _spec(size: int) -> SimpleNamespace:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    print(f"{'name':16} {'classes':>7} {'epochs':>6}  {'metric':16} {'root':9} OOD splits")
-    for name in DATASETS.names():
-        info = dataset_info(name)
-        root = "required" if info.needs_root else "optional"
-        print(f"{name:16} {info.num_classes:7d} {info.epochs:6d}  {info.metric:16} {root:9} {', '.join(info.ood_splits)}")
+    print(dataset_table())
 
 
 def cmd_layout(args: argparse.Namespace) -> None:

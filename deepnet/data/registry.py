@@ -97,7 +97,19 @@ def register_dataset(info: DatasetInfo) -> Callable[[Builder], Builder]:
 
 
 def dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of registered dataset ``name`` (``KeyError`` naming the known ones)."""
     return DATASETS.get(name).info
+
+
+def dataset_table() -> str:
+    """One line per registered dataset: classes, epochs, metric, whether a data root is needed, OOD splits."""
+    lines = [f"{'name':16} {'classes':>7} {'epochs':>6}  {'metric':16} {'root':9} OOD splits"]
+    for name, entry in DATASETS.items():
+        info = entry.info
+        root = "required" if info.needs_root else "optional"
+        lines.append(f"{name:16} {info.num_classes:7d} {info.epochs:6d}  {info.metric:16} {root:9} "
+                     f"{', '.join(info.ood_splits)}")
+    return "\n".join(lines)
 
 
 def build_splits(

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from common.registry import Registry
+from deepnet.config import USER_DATASET_DEFAULTS
 
 from .common import ImageArray, ImageFiles, LayoutSource, parse_int, read_csv
 from .registry import DATASETS, CorruptImageError, DatasetEntry, DatasetInfo, layout_error
@@ -270,10 +271,12 @@ class Declaration:
 
 @dataclass(frozen=True)
 class UserBuilder:
-    """The registered builder of a user dataset: the splits read at registration, as label indices."""
+    """The registered builder of a user dataset: the splits read at registration, their labels as
+    indices into ``classes`` (the train split's labels, sorted)."""
 
     declaration: Declaration
     info: DatasetInfo
+    classes: tuple[str, ...]
     tables: dict[str, SplitTable]
     labels: dict[str, np.ndarray]
 
@@ -292,7 +295,8 @@ class UserBuilder:
         return splits
 
 
-def check_declaration(kind: str, metric: str = "acc", augment: str = "none") -> None:
+def check_declaration(kind: str, metric: str = USER_DATASET_DEFAULTS["metric"],
+                      augment: str = USER_DATASET_DEFAULTS["augment"]) -> None:
     """Raise ``KeyError`` / ``ValueError`` naming the choices unless kind, metric and augment exist."""
     KINDS.get(kind)
     AUGMENTATIONS.get(augment)
@@ -300,8 +304,9 @@ def check_declaration(kind: str, metric: str = "acc", augment: str = "none") -> 
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
 
 
-def register_user_dataset(name: str, kind: str, root: str | Path, metric: str = "acc",
-                          augment: str = "none") -> DatasetInfo:
+def register_user_dataset(name: str, kind: str, root: str | Path | None,
+                          metric: str = USER_DATASET_DEFAULTS["metric"],
+                          augment: str = USER_DATASET_DEFAULTS["augment"]) -> DatasetInfo:
     """Read the ``kind`` dataset at ``root``, check its layout and register it as dataset ``name``.
 
     Parameters
@@ -310,8 +315,9 @@ def register_user_dataset(name: str, kind: str, root: str | Path, metric: str = 
         The dataset's name (``RunConfig.dataset``); must not be a registered benchmark.
     kind : str
         A registered kind (:data:`KINDS`): ``folder``, ``csv`` or ``npz``.
-    root : str or Path
-        The data root: the split directories' parent (folder) or the CSV / .npz file.
+    root : str, Path or None
+        The data root: the split directories' parent (folder) or the CSV / .npz file (None is an
+        error naming the flag to pass).
     metric : str
         The OOD metric, ``acc`` or ``worst_group_acc`` (needs a group for every OOD example).
     augment : str
@@ -338,6 +344,8 @@ def register_user_dataset(name: str, kind: str, root: str | Path, metric: str = 
     """
     check_declaration(kind, metric, augment)
     data_kind = KINDS.get(kind)
+    if root is None:
+        raise layout_error(name, "no data root given (pass --data-root / RunConfig.data_root)", data_kind.layout)
     path = Path(root).expanduser().resolve()
     declaration = Declaration(kind, path, metric, augment)
     if name in DATASETS:
@@ -371,5 +379,5 @@ def register_user_dataset(name: str, kind: str, root: str | Path, metric: str = 
                                 f"{tables[split].origin(int(ungrouped[0]))} of split {split!r} has none")
     info = DatasetInfo(name=name, num_classes=len(classes), ood_splits=tuple(ood), epochs=USER_EPOCHS,
                        metric=metric, layout=data_kind.layout, root_is_file=data_kind.root_is_file)
-    DATASETS.add(name, DatasetEntry(info, UserBuilder(declaration, info, tables, labels)))
+    DATASETS.add(name, DatasetEntry(info, UserBuilder(declaration, info, tuple(classes), tables, labels)))
     return info
