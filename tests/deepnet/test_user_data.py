@@ -264,3 +264,17 @@ def test_spec_declared_dataset_must_be_listed(tmp_path):
         parse_spec(spec_with({"kind": "folder"}, ("digits",)), source=str(tmp_path / "s.toml"))
     with pytest.raises(SpecError, match=r"cannot set \['dataset_kind'\]"):
         parse_spec({**spec_with({"kind": "folder"}), "run": {"dataset_kind": "csv"}})
+
+
+def test_data_check_decodes_every_image_of_a_user_dataset(tmp_path, name, capsys):
+    from deepnet.data.__main__ import main as data_main
+
+    root = make_folder(tmp_path / "data")
+    args = ["check", name, "--dataset-kind", "folder", "--data-root", str(root), "--image-size", "8"]
+    assert data_main(args) == 0
+    assert "every image decoded" in capsys.readouterr().out
+    DATASETS._items.pop(name)
+    bad = root / "ood_night" / "dog" / "1.png"  # not the first of its class: only a full decode finds it
+    bad.write_bytes(b"\x89PNG broken")
+    assert data_main(args) == 2
+    assert f"cannot decode image file {bad}" in capsys.readouterr().err
