@@ -19,7 +19,7 @@ from timm.models import group_parameters
 from deepnet.models.classifier import Classifier
 from deepnet.models.grouping import norm_parameter_names
 from deepnet.models.registry import LayerMap, ModelBundle, ModelFactory
-from deepnet.models.timm_backbone import Device, create_timm_backbone, device_context
+from deepnet.models.timm_backbone import Device, create_timm_backbone, device_context, with_input_size
 
 
 def group_matcher_layer_map(model: Classifier) -> LayerMap:
@@ -60,11 +60,18 @@ def create_any_timm(timm_name: str, num_classes: int, pretrained: bool = True, d
     """timm model ``timm_name`` as a pooled-feature backbone with a fresh ``num_classes`` head.
 
     ``pretrained`` downloads timm's weights (the default tag, or the one in the name);
-    ``device="meta"`` builds shapes only; ``img_size`` goes to timm (models with a fixed grid,
-    such as ViTs, resample their position embedding; others may not accept it).
+    ``device="meta"`` builds shapes only; ``img_size`` goes to timm where the architecture takes
+    it (models with a fixed grid, such as ViTs, resample their position embedding), and otherwise
+    (convnets, which take any size) only sets the preprocessing's input size.
     """
     with device_context(device, pretrained):
-        backbone, preprocess = create_timm_backbone(timm_name, timm_name, pretrained, 0, img_size)
+        try:
+            backbone, preprocess = create_timm_backbone(timm_name, timm_name, pretrained, 0, img_size)
+        except TypeError as err:
+            if img_size is None or "img_size" not in str(err):
+                raise
+            backbone, preprocess = create_timm_backbone(timm_name, timm_name, pretrained, 0)
+            preprocess = with_input_size(preprocess, img_size)
         model = Classifier(backbone, backbone.num_features, num_classes)
     return ModelBundle(timm_name, model, group_matcher_layer_map(model), preprocess, backbone.num_features)
 

@@ -113,3 +113,10 @@ def test_help_shows_defaults_and_an_example(command, capsys):
     assert "example" in out and "--import MODULE" in out
     if command in ("train", "datasets"):
         assert "(default: " in out and "(default: None)" not in out
+
+
+def test_img_size_goes_to_timm_or_only_to_the_preprocessing():
+    convnet = create_model("convnext_atto", num_classes=2, pretrained=False, device="meta", img_size=32)
+    assert convnet.preprocess.input_size == (32, 32)
+    vit = create_model("vit_tiny_patch16_224", num_classes=2, pretrained=False, device="meta", img_size=32)
+    assert vit.preprocess.input_size == (32, 32) and vit.model.backbone.pos_embed.shape[1] == 2 * 2 + 1
