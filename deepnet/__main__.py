@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from deepnet.config import RunConfig
+from deepnet.config import USER_DATASET_DEFAULTS, RunConfig
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.cli import add_parser as add_sweep_parsers
 
@@ -180,7 +180,8 @@ def _add_datasets_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter)
     p.add_argument("--dataset-kind", default=None, help="check your own data of this kind (folder, csv, npz)")
     p.add_argument("--data-root", default=None, help="with --dataset-kind: the directory (folder) or file (csv, npz)")
-    p.add_argument("--metric", default="acc", help="with --dataset-kind: the OOD metric to check the data for")
+    p.add_argument("--metric", default=USER_DATASET_DEFAULTS["metric"],
+                   help="with --dataset-kind: the OOD metric to check the data for")
     p.add_argument("--name", default="my_dataset", help="with --dataset-kind: the name to show")
     p.set_defaults(func=_run_datasets)
 

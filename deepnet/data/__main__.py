@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from common.io import write_json
 
+from deepnet.config import USER_DATASET_DEFAULTS
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 
 from . import DatasetLayoutError, build_splits, dataset_info, make_fixture, register_user_dataset
@@ -196,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="only build the splits and decode their first and last images (no duplicate count)")
     p.add_argument("--dataset-kind", default=None,
                    help="NAME is your own data of this kind (folder, csv, npz) at --data-root (default: registered)")
-    p.add_argument("--metric", default="acc", help="with --dataset-kind: the OOD metric to check the data for")
+    p.add_argument("--metric", default=USER_DATASET_DEFAULTS["metric"],
+                   help="with --dataset-kind: the OOD metric to check the data for")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("fixture", help="write a tiny random-image tree in a benchmark's layout")
     p.add_argument("name")

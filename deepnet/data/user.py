@@ -29,7 +29,7 @@ from common.registry import Registry
 from deepnet.config import USER_DATASET_DEFAULTS
 
 from .common import ImageArray, ImageFiles, LayoutSource, parse_int, read_csv
-from .registry import DATASETS, CorruptImageError, DatasetEntry, DatasetInfo, layout_error
+from .registry import DATASETS, CorruptImageError, DatasetEntry, DatasetInfo, DatasetLayoutError, layout_error
 from .transforms import ImageSpec, Transform, model_eval_transform, model_train_transform
 
 REQUIRED_SPLITS = ("train", "id_val", "id_test")
@@ -68,7 +68,7 @@ class _Source:
     name: str
     layout: str
 
-    def error(self, problem: str):
+    def error(self, problem: str) -> DatasetLayoutError:
         return layout_error(self.name, problem, self.layout)
 
 
@@ -250,7 +250,7 @@ def _npz_split(path: Path, archive, split: str, src: LayoutSource) -> SplitTable
         groups = raw.astype(np.int64)
     if len(images) == 0:
         raise src.error(f"{path}: split {split!r} is empty")
-    return SplitTable(images, [str(v) for v in labels.astype(str).tolist()], groups,
+    return SplitTable(images, labels.astype(str).tolist(), groups,
                       lambda i: f"{path} {split}_labels[{i}]")
 
 
