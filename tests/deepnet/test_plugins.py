@@ -130,3 +130,23 @@ def test_plugin_model_and_folder_dataset_reach_cpu_workers(tmp_path, unregister)
     assert by_lr[carried.run_name()].status == "ok", report.summary()
     assert by_lr[missing.run_name()].status == "failed"
     assert "unknown model 'plugin_tiny_c'" in by_lr[missing.run_name()].error
+
+
+def test_spec_plugins_and_cli_imports_travel_with_every_run(tmp_path, monkeypatch, unregister, capsys):
+    unregister += ["plugin_tiny_d", "plugin_spec_method"]
+    (tmp_path / "specs").mkdir()
+    write_plugin(tmp_path / "specs" / "tiny_d.py", MODEL_PLUGIN, "plugin_tiny_d")
+    method_file = write_plugin(tmp_path / "method_plugin.py", METHOD_PLUGIN + "\nregister()\n", "plugin_spec_method")
+    spec = tmp_path / "specs" / "s.toml"
+    spec.write_text('name = "p"\nmodels = ["plugin_tiny_d"]\ndatasets = ["digits"]\n'
+                    'methods = ["plugin_spec_method"]\nplugins = ["tiny_d.py"]\n')
+    monkeypatch.chdir(tmp_path)
+    args = ["sweep", str(spec), "--root", str(tmp_path / "sweep"), "--dry-run"]
+    assert main(args) == 2  # the spec's plugin has the model, but the method needs --import
+    assert "unknown methods ['plugin_spec_method']" in capsys.readouterr().err
+    assert main([*args, "--import", "method_plugin.py"]) == 0
+    assert "1 runs under" in capsys.readouterr().out
+    from deepnet.sweep import load_spec
+
+    (cfg,) = load_spec(spec).expand({"plugins": [resolve_plugin("method_plugin.py")]})
+    assert cfg.plugins == [str(tmp_path / "specs" / "tiny_d.py"), str(method_file)]
