@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -381,3 +381,47 @@ def register_user_dataset(name: str, kind: str, root: str | Path | None,
                        metric=metric, layout=data_kind.layout, root_is_file=data_kind.root_is_file)
     DATASETS.add(name, DatasetEntry(info, UserBuilder(declaration, info, tuple(classes), tables, labels)))
     return info
+
+
+DECLARATION_KEYS = ("kind", "path", "metric", "augment")
+
+
+def declaration_fields(name: str, table: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """The RunConfig fields of a sweep spec's ``[dataset.NAME]`` table.
+
+    Parameters
+    ----------
+    name : str
+        The dataset's name.
+    table : mapping
+        String values for :data:`DECLARATION_KEYS`: ``kind`` (required), ``path`` (relative to
+        ``base``), ``metric`` and ``augment`` (optional).
+    base : Path
+        The spec's directory.
+
+    Returns
+    -------
+    dict
+        ``dataset_kind``, ``metric``, ``augment`` (None where the table has none) and, with a
+        ``path``, ``data_root``: that path, resolved; the dataset is then registered, so its layout
+        is checked before any run starts.
+
+    Raises
+    ------
+    ValueError, KeyError, DatasetLayoutError
+        A malformed table, an unknown kind / metric / augmentation, or a layout problem.
+    """
+    if not isinstance(table, Mapping) or "kind" not in table or set(table) - set(DECLARATION_KEYS):
+        got = sorted(table) if isinstance(table, Mapping) else table
+        raise ValueError(f"needs 'kind' and takes keys {list(DECLARATION_KEYS)}; got {got!r}")
+    if not all(isinstance(v, str) for v in table.values()):
+        raise ValueError(f"every value must be a string, got {dict(table)!r}")
+    declared = {k: table[k] for k in ("metric", "augment") if k in table}
+    fields = {"dataset_kind": table["kind"], "metric": declared.get("metric"), "augment": declared.get("augment")}
+    if "path" in table:
+        path = (base / Path(table["path"]).expanduser()).resolve()
+        register_user_dataset(name, table["kind"], path, **declared)
+        fields["data_root"] = str(path)
+    else:
+        check_declaration(table["kind"], **declared)
+    return fields

@@ -59,7 +59,6 @@ _OPTIONAL = {
     "plugins": list,
     "dataset": dict,
 }
-_DECLARATION_KEYS = ("kind", "path", "metric", "augment")
 _TOML_TYPES = {str: "a string", list: "an array", int: "an integer", dict: "a table"}
 # RunConfig fields a spec sets through its own keys, so [run] may not set them.
 _SET_BY_SPEC = ("model", "dataset", "method", "lr", "seed", "epochs", "plugins", "dataset_kind", "metric", "augment")
@@ -231,34 +230,18 @@ def _load_plugins(plugins: list, source: str) -> list[str]:
 
 
 def _user_datasets(tables: Mapping[str, Any], datasets: list, source: str) -> dict[str, dict[str, Any]]:
-    """The RunConfig fields of each ``[dataset.NAME]`` table, its layout checked when it has a path."""
+    """The RunConfig fields of each ``[dataset.NAME]`` table (see ``deepnet.data.user.declaration_fields``)."""
     from deepnet.data import DatasetLayoutError
-    from deepnet.data.user import check_declaration, register_user_dataset
+    from deepnet.data.user import declaration_fields
 
     fields_of = {}
     for name, table in tables.items():
-        where = f"{source}: [dataset.{name}]"
-        if not isinstance(table, dict):
-            raise SpecError(f"{where} must be a table with keys {list(_DECLARATION_KEYS)}")
-        unknown = sorted(set(table) - set(_DECLARATION_KEYS))
-        if unknown or "kind" not in table:
-            raise SpecError(f"{where}: needs 'kind' and takes keys {list(_DECLARATION_KEYS)}; got {sorted(table)}")
         if name not in datasets:
-            raise SpecError(f"{where} is declared but not in 'datasets' {datasets}")
-        if not all(isinstance(v, str) for v in table.values()):
-            raise SpecError(f"{where}: every value must be a string, got {table!r}")
-        run = {"dataset_kind": table["kind"], "metric": table.get("metric"), "augment": table.get("augment")}
-        declared = {k: v for k, v in run.items() if k != "dataset_kind" and v is not None}
+            raise SpecError(f"{source}: [dataset.{name}] is declared but not in 'datasets' {datasets}")
         try:
-            if "path" in table:
-                path = (Path(source).parent / Path(table["path"]).expanduser()).resolve()
-                register_user_dataset(name, table["kind"], path, **declared)
-                run["data_root"] = str(path)
-            else:
-                check_declaration(table["kind"], **declared)
+            fields_of[name] = declaration_fields(name, table, Path(source).parent)
         except (KeyError, ValueError, DatasetLayoutError) as err:
-            raise SpecError(f"{where}: {err.args[0] if err.args else err}") from None
-        fields_of[name] = run
+            raise SpecError(f"{source}: [dataset.{name}]: {err.args[0] if err.args else err}") from None
     return fields_of
 
 
