@@ -2,10 +2,12 @@
 plugin model plus a folder dataset reaching the worker processes of ``--cpu-workers 2``."""
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
 
+import cloudpickle
 import pytest
 
 from deepnet import plugins
@@ -18,6 +20,9 @@ from deepnet.plugins import PluginError, import_plugin, load_entry_points, resol
 from deepnet.sweep import run_sweep
 
 from tests.deepnet.test_user_data import make_folder
+
+# Submitit unpickles jobs in a fresh process: ship this module's functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 MODEL_PLUGIN = '''
 import torch
@@ -150,3 +155,37 @@ def test_spec_plugins_and_cli_imports_travel_with_every_run(tmp_path, monkeypatc
 
     (cfg,) = load_spec(spec).expand({"plugins": [resolve_plugin("method_plugin.py")]})
     assert cfg.plugins == [str(tmp_path / "specs" / "tiny_d.py"), str(method_file)]
+
+
+def build_only(cfg: RunConfig, run_dir: Path, progress: bool = False) -> dict:
+    """A trainer that only builds the run's model and splits (what needs the plugin), then records."""
+    from common.io import write_json
+    from deepnet.train import build_inputs
+
+    inputs = build_inputs(cfg)
+    record = {"config": cfg.to_dict(), "status": "ok", "metrics": {"id_val": 0.0}, "history": [],
+              "num_classes": inputs.num_classes, "ood_splits": inputs.ood_splits, "pid": os.getpid()}
+    write_json(run_dir / "result.json", record)
+    return record
+
+
+@pytest.mark.slow
+def test_plugins_reach_slurm_tasks(tmp_path, monkeypatch, unregister):
+    """A Slurm launcher task (submitit's local cluster: a fresh process, as on a node) builds the
+    plugin's model and the folder dataset from what its RunConfig carries."""
+    from common.io import read_json
+    from deepnet.sweep import launchers
+
+    monkeypatch.setattr(launchers, "POLL_S", 0.2)
+    unregister += ["plugin_tiny_e", "shift_e"]
+    path = write_plugin(tmp_path / "tiny_e.py", MODEL_PLUGIN, "plugin_tiny_e")
+    import_plugin(str(path))
+    data = make_folder(tmp_path / "data", classes=("a", "b", "c"), per_class=1)
+    cfg = RunConfig(model="plugin_tiny_e", dataset="shift_e", method="sgd", lr=0.1, data_root=str(data),
+                    dataset_kind="folder", plugins=[str(path)])
+    report = run_sweep([cfg], tmp_path / "sweep", launcher="slurm", train_fn=build_only, progress=False,
+                       cluster="local", timeout_min=5)
+    assert [o.status for o in report.outcomes] == ["ok"], report.summary()
+    record = read_json(tmp_path / "sweep" / cfg.key() / "result.json")
+    assert record["num_classes"] == 3 and record["ood_splits"] == ["ood_night", "ood_sketch"]
+    assert record["pid"] != os.getpid()
