@@ -198,7 +198,7 @@ def read_csv_table(path: Path, src: LayoutSource) -> dict[str, SplitTable]:
         labels.append(label)
         groups.append(group)
         lines.append(line)
-    for split, (files, _, _, _) in columns.items():
+    for files, *_ in columns.values():
         _check_header(files[0], src)
     return {
         split: SplitTable(files, labels, np.asarray(groups, dtype=np.int64),
