@@ -17,6 +17,11 @@ class Registry(Generic[T]):
     ----------
     kind : str
         What the registry holds ("model", "method", "claim"); used in error messages.
+    fallback : callable, optional
+        ``fallback(name)`` gives an object for a name that is not registered, or None; ``get``
+        and ``in`` consult it (e.g. any timm model name for the model registry).
+    fallback_note : str
+        Appended to the unknown-name error to say what the fallback accepts.
 
     Examples
     --------
@@ -33,9 +38,12 @@ class Registry(Generic[T]):
     KeyError: "unknown solver 'rk4'; known: euler"
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, fallback: Callable[[str], T | None] | None = None,
+                 fallback_note: str = "") -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._fallback = fallback
+        self._fallback_note = fallback_note
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator form of :meth:`add`; returns the object unchanged."""
@@ -52,12 +60,14 @@ class Registry(Generic[T]):
         self._items[name] = obj
 
     def get(self, name: str) -> T:
-        """The object registered as ``name``; ``KeyError`` naming the known names otherwise."""
-        try:
+        """The object registered as ``name`` (else the fallback's); ``KeyError`` naming the known names."""
+        if name in self._items:
             return self._items[name]
-        except KeyError:
+        found = self._fallback(name) if self._fallback is not None else None
+        if found is None:
             known = ", ".join(sorted(self._items)) or "(none)"
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}{self._fallback_note}")
+        return found
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
@@ -68,7 +78,9 @@ class Registry(Generic[T]):
         return sorted(self._items.items())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        if name in self._items:
+            return True
+        return isinstance(name, str) and self._fallback is not None and self._fallback(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -1,18 +1,48 @@
-"""Command line of the deepnet suite: ``python -m deepnet {train,methods,sweep,collect} ...``.
+"""Command line of the deepnet suite: ``python -m deepnet {train,models,datasets,methods,sweep,collect}``.
 
 ``train`` runs one fine-tuning run (resumable; run it under ``torchrun --nproc_per_node N`` for
-multi-GPU data parallelism); ``methods`` lists the registered methods with their LR grids;
-``sweep`` and ``collect`` (from :mod:`deepnet.sweep.cli`) run a sweep spec and tabulate it.
+multi-GPU data parallelism); ``models``, ``datasets`` and ``methods`` list what the registries
+hold (plus any timm model, and the user dataset kinds); ``sweep`` and ``collect`` (from
+:mod:`deepnet.sweep.cli`) run a sweep spec and tabulate it. Every command takes ``--import MODULE``
+(:mod:`deepnet.plugins`).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
-from deepnet.config import RunConfig
+from deepnet.config import USER_DATASET_DEFAULTS, RunConfig
+from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.cli import add_parser as add_sweep_parsers
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (except for required options and defaults of None), wraps the
+    description's paragraphs and keeps text that starts with "example" (the epilogs) as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example"):
+            return super()._fill_text(text, width, indent)
+        return "\n\n".join(textwrap.fill(par, width, initial_indent=indent, subsequent_indent=indent)
+                           for par in text.split("\n\n"))
+
+
+TRAIN_EPILOG = """\
+examples:
+  python -m deepnet train --model small_vit_fmnist_adamw --dataset digits --method sgd --lr 0.01
+  python -m deepnet train --model convnext_atto --dataset my_shift --dataset-kind folder \\
+      --data-root data/my_shift --augment flip --method sgd_freeze_embed --lr 3e-3 --epochs 5
+  python -m deepnet train --import my_plugin.py --model my_net --dataset my_data --method adamw --lr 1e-4
+
+Names: python -m deepnet models | datasets | methods (any timm model name works as --model)."""
 
 
 def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,28 +54,36 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
             "every OOD split after each epoch, and write OUT/result.json (metrics of the best-on-ID-val "
             "epoch, per-epoch history, git commit, environment). Re-running the same command resumes "
             "from OUT/checkpoint.pt, or returns the finished result. For several GPUs: "
-            "torchrun --nproc_per_node N -m deepnet train ... (BATCH stays the global batch)."
+            "torchrun --nproc_per_node N -m deepnet train ... (BATCH stays the global batch). "
+            "With --dataset-kind, DATASET names your own data at --data-root (folder, csv or npz)."
         ),
-        epilog="Lists of names: python -m deepnet methods; deepnet.models.MODELS; deepnet.data.DATASETS.",
+        epilog=TRAIN_EPILOG,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--model", required=True, help="registered model name, e.g. clip_vit_b16, small_vit")
-    p.add_argument("--dataset", required=True, help="registered dataset name, e.g. waterbirds, digits")
+    p.add_argument("--model", required=True, help="registered model name (e.g. clip_vit_b16, small_vit) or any timm model")
+    p.add_argument("--dataset", required=True, help="registered dataset name (e.g. waterbirds, digits), or the name "
+                   "of your dataset with --dataset-kind")
     p.add_argument("--method", required=True, help="registered method name, e.g. sgd, sgd_freeze_embed, lp_ft")
     p.add_argument("--lr", type=float, required=True, help="base learning rate (see the method's paper grid)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--epochs", type=int, default=None, help="default: the dataset's paper epochs")
-    p.add_argument("--batch-size", type=int, default=32, help="examples per optimizer step, over all GPUs (default 32)")
-    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step (default 1)")
+    p.add_argument("--batch-size", type=int, default=32, help="examples per optimizer step, over all GPUs")
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     p.add_argument("--weight-decay", type=float, default=None, help="default: the method's (SGD 0, AdamW 0.01)")
     p.add_argument("--data-root", default=None, help="dataset directory in the layout the dataset documents, or a parent "
-                   "directory holding one directory per dataset name")
+                   "directory holding one directory per dataset name; with --dataset-kind csv / npz, the file")
+    p.add_argument("--dataset-kind", default=None, help="your own data: folder, csv or npz (python -m deepnet datasets "
+                   "shows the layouts); default: DATASET is registered")
+    p.add_argument("--metric", default=None, help="with --dataset-kind: OOD metric acc or worst_group_acc (default acc)")
+    p.add_argument("--augment", default=None, help="with --dataset-kind: train augmentation none, flip or timm "
+                   "(default none: the model's eval transform)")
     p.add_argument("--no-pretrained", action="store_true", help="random weights (offline; also DEEPNET_OFFLINE=1)")
     p.add_argument("--image-size", type=int, default=None, help="override the model's input size (square)")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU (bf16, else fp16)")
     p.add_argument("--grad-checkpointing", action="store_true", help="trade compute for activation memory")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format (faster convnets)")
     p.add_argument("--max-train-steps", type=int, default=None, help="stop after N optimizer steps (smoke tests)")
-    p.add_argument("--num-workers", type=int, default=2, help="data loader workers per process (default 2)")
+    p.add_argument("--num-workers", type=int, default=2, help="data loader workers per process")
     p.add_argument("--device", default="auto", help="auto (GPU if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--out", default=None, help="run directory (default: runs/<config key>)")
     p.add_argument("--keep-checkpoint", action="store_true", help="keep OUT/checkpoint.pt after the run ends")
@@ -54,13 +92,15 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The :class:`RunConfig` of a ``train`` command line (``args.imports`` resolved by the caller)."""
     return RunConfig(
         model=args.model, dataset=args.dataset, method=args.method, lr=args.lr, seed=args.seed,
         epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum,
         weight_decay=args.weight_decay, data_root=args.data_root, pretrained=not args.no_pretrained,
         image_size=args.image_size, amp=not args.no_amp, grad_checkpointing=args.grad_checkpointing,
         channels_last=args.channels_last, max_train_steps=args.max_train_steps,
-        num_workers=args.num_workers, device=args.device,
+        num_workers=args.num_workers, device=args.device, dataset_kind=args.dataset_kind,
+        metric=args.metric, augment=args.augment, plugins=args.imports,
     )
 
 
@@ -80,29 +120,116 @@ def _run_train(args: argparse.Namespace) -> int:
 def _add_methods_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("methods", help="list the registered fine-tuning methods",
                               description="List every registered method with its optimizer, default weight "
-                                          "decay, paper LR grid and summary.")
+                                          "decay, paper LR grid and summary.",
+                              epilog="examples:\n  python -m deepnet methods\n  python -m deepnet methods --import my_plugin.py",
+                              formatter_class=HelpFormatter)
     p.set_defaults(func=_run_methods)
 
 
 def _run_methods(args: argparse.Namespace) -> int:
     from deepnet.methods import METHODS
 
-    for name in METHODS.names():
-        m = METHODS.get(name)
+    for name, m in METHODS.items():
         grid = ", ".join(f"{lr:g}" for lr in m.lr_grid)
         print(f"{name:30s} {m.optimizer:6s} wd={m.weight_decay:g}  lr=[{grid}]\n    {m.summary}")
     return 0
 
 
+def _add_models_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "models", help="list the registered models with their embedding share of parameters (or any timm model)",
+        description="List models with their parameter count, the share of it in the embedding (the group that "
+                    "freeze-embed freezes) and their layer-map groups, all computed on the meta device: no "
+                    "weights are downloaded or allocated. Without names: every registered model. Any timm "
+                    "model name works (grouped by timm's group_matcher, embedding = its first group). Counts "
+                    "are of the backbone (the new linear head excluded).",
+        epilog="examples:\n  python -m deepnet models\n  python -m deepnet models convnext_atto vit_small_patch16_224 "
+               "--groups",
+        formatter_class=HelpFormatter)
+    p.add_argument("names", nargs="*", metavar="MODEL", help="models to show (default: every registered model)")
+    p.add_argument("--groups", action="store_true", help="also list each layer-map group with its parameter count")
+    p.set_defaults(func=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from deepnet.models.registry import MODELS, create_model, load_model_families
+
+    load_model_families()
+    groups_of = {name: backbone_groups(create_model(name, num_classes=2, pretrained=False, device="meta"))
+                 for name in args.names or MODELS.names()}
+    print(f"{'model':34} {'params':>10} {'embed':>8} {'groups':>6}")
+    for name, groups in groups_of.items():
+        total = sum(count for _, count in groups)
+        print(f"{name:34} {total / 1e6:9.2f}M {100 * groups[0][1] / total:7.2f}% {len(groups):6d}")
+        if args.groups:
+            for label, count in groups:
+                print(f"    {label:30} {count:12,d}")
+    return 0
+
+
+def backbone_groups(bundle) -> list[tuple[str, int]]:
+    """``(label, parameter count)`` of each layer-map group of ``bundle`` but the head, bottom -> top
+    (the first is the embedding)."""
+    sizes = {n: p.numel() for n, p in bundle.model.named_parameters()}
+    return [(label, sum(sizes[n] for n in members)) for label, members in bundle.layer_map.groups()
+            if label != "head"]
+
+
+def _add_datasets_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "datasets", help="list the registered datasets, the kinds of your own data, and the augmentations",
+        description="List every registered dataset, then the dataset kinds for your own data (folder, csv, npz) "
+                    "with their layouts and the train augmentations. With --dataset-kind and --data-root: read "
+                    "your dataset, check its layout and show its classes and split sizes.",
+        epilog="examples:\n  python -m deepnet datasets\n"
+               "  python -m deepnet datasets --dataset-kind folder --data-root data/my_shift\n"
+               "  python -m deepnet datasets --dataset-kind csv --data-root data/labels.csv --metric worst_group_acc",
+        formatter_class=HelpFormatter)
+    p.add_argument("--dataset-kind", default=None, help="check your own data of this kind (folder, csv, npz)")
+    p.add_argument("--data-root", default=None, help="with --dataset-kind: the directory (folder) or file (csv, npz)")
+    p.add_argument("--metric", default=USER_DATASET_DEFAULTS["metric"],
+                   help="with --dataset-kind: the OOD metric to check the data for")
+    p.add_argument("--name", default="my_dataset", help="with --dataset-kind: the name to show")
+    p.set_defaults(func=_run_datasets)
+
+
+def _run_datasets(args: argparse.Namespace) -> int:
+    from deepnet.data import AUGMENTATIONS, DATASETS, KINDS, build_splits, register_user_dataset
+    from deepnet.data.registry import dataset_table
+
+    if args.dataset_kind is None:
+        print(dataset_table())
+        print("\nkinds of your own data (train --dataset-kind KIND --data-root PATH; spec [dataset.NAME] kind = KIND):")
+        for name, kind in KINDS.items():
+            print(f"\n{name}:\n" + "\n".join(f"  {line}" for line in kind.layout.splitlines()))
+        print("\naugmentations (train --augment; spec [dataset.NAME] augment):")
+        for name, make in AUGMENTATIONS.items():
+            print(f"  {name:8} {(make.__doc__ or '').strip()}")
+        return 0
+    info = register_user_dataset(args.name, args.dataset_kind, args.data_root, args.metric)
+    splits = build_splits(args.name, args.data_root, train_augment=False)
+    classes = DATASETS.get(args.name).build.classes
+    print(f"{args.name}: {args.dataset_kind} dataset at {args.data_root}, {info.num_classes} classes "
+          f"({', '.join(classes)}), metric {info.metric}")
+    for split, ds in splits.items():
+        print(f"  {split:16} {len(ds):8d} examples")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m deepnet`` parser; every subcommand takes ``--import MODULE``."""
     parser = argparse.ArgumentParser(
         prog="python -m deepnet",
         description="Fine-tune pretrained vision models with the SGD / LP-FT papers' methods.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(subparsers)
+    _add_models_parser(subparsers)
+    _add_datasets_parser(subparsers)
     _add_methods_parser(subparsers)
     add_sweep_parsers(subparsers)
+    for command in subparsers.choices.values():
+        add_import_argument(command)
     return parser
 
 
@@ -112,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        args.imports = plugins_from_args(args)
         return args.func(args)
-    except (KeyError, ValueError, DatasetLayoutError, PretrainedUnavailableError) as err:
+    except (KeyError, ValueError, PluginError, DatasetLayoutError, PretrainedUnavailableError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)
         return 2

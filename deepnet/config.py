@@ -6,12 +6,17 @@ import hashlib
 import json
 import math
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # Fields that change how fast or where a run executes but not what it computes (up to numerics);
 # they stay out of key() so a sweep resumes on another machine or with more loader workers.
-EXECUTION_ONLY = ("num_workers", "device", "data_root")
+EXECUTION_ONLY = ("num_workers", "device", "data_root", "plugins")
+# Fields that declare a user dataset (deepnet.data.user); None (a registered dataset) stays out of
+# key(), so runs on registered datasets keep their keys. With dataset_kind set, metric and augment
+# left at None take these defaults.
+USER_DATASET = ("dataset_kind", "metric", "augment")
+USER_DATASET_DEFAULTS = {"metric": "acc", "augment": "none"}
 
 # Spellings a boolean field accepts besides True/False themselves (TOML and Python).
 BOOL_SPELLINGS = {"true": True, "false": False, "True": True, "False": False}
@@ -32,6 +37,12 @@ class RunConfig:
     and the strings ``true``/``false``/``True``/``False``; integers accept integral floats
     (``1e2`` -> 100) and reject others (``2.5``) and strings; floats accept finite numbers.
     A mismatch raises ``ValueError`` naming the field, the value and what is accepted.
+
+    ``dataset_kind`` (``folder``, ``csv``, ``npz``) makes ``dataset`` the name of a user dataset
+    read from ``data_root`` with OOD metric ``metric`` and train augmentation ``augment``
+    (None: :data:`USER_DATASET_DEFAULTS`); see :func:`deepnet.data.user.register_user_dataset`.
+    ``plugins`` are modules (or ``.py`` files) the run imports before building its model and data,
+    so names they register resolve in every worker (:mod:`deepnet.plugins`).
     """
 
     model: str
@@ -52,6 +63,10 @@ class RunConfig:
     max_train_steps: int | None = None
     num_workers: int = 2
     device: str = "auto"
+    dataset_kind: str | None = None
+    metric: str | None = None
+    augment: str | None = None
+    plugins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for f in fields(self):  # lr=1 becomes 1.0, so both give the same key()
@@ -69,6 +84,14 @@ class RunConfig:
             raise ValueError(f"weight_decay must be >= 0 or None, got {self.weight_decay}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.dataset_kind is None and (self.metric is not None or self.augment is not None):
+            raise ValueError("metric and augment are for user datasets (set dataset_kind); "
+                             "a registered dataset has its own")
+        if self.dataset_kind is not None:
+            for name, default in USER_DATASET_DEFAULTS.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, default)
+        self.plugins = list(self.plugins)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,10 +108,11 @@ class RunConfig:
     def key(self) -> str:
         """Stable 16-hex-digit hash of everything that determines the result (the sweep run dir name).
 
-        Execution-only fields (num_workers, device, data_root) are left out. Floats are hashed by
-        ``repr`` so 1e-4 and 0.0001 agree.
+        Execution-only fields (num_workers, device, data_root, plugins) and user-dataset fields left
+        at None are left out. Floats are hashed by ``repr`` so 1e-4 and 0.0001 agree.
         """
-        payload = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
+        payload = {k: v for k, v in self.to_dict().items()
+                   if k not in EXECUTION_ONLY and not (k in USER_DATASET and v is None)}
         text = json.dumps(payload, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -102,6 +126,12 @@ _FIELD_TYPES = typing.get_type_hints(RunConfig)
 
 def _typed(name: str, value: Any, declared: Any) -> Any:
     """``value`` as the declared type of field ``name`` (see :class:`RunConfig`), else ValueError."""
+    if typing.get_origin(declared) is list:
+        (item,) = typing.get_args(declared)
+        if isinstance(value, (list, tuple)):
+            return [_typed(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
+        raise ValueError(f"RunConfig field {name!r}: expected a list, each {_ACCEPTED[item]}, got {value!r} "
+                         f"({type(value).__name__})")
     options = typing.get_args(declared) or (declared,)
     optional = type(None) in options
     (kind,) = [t for t in options if t is not type(None)]

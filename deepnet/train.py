@@ -118,10 +118,16 @@ def data_fingerprint(cfg: RunConfig) -> dict[str, Any]:
 
 
 def build_inputs(cfg: RunConfig) -> RunInputs:
-    """Create the model and dataset splits named by ``cfg`` from the models and data registries."""
-    from deepnet.data import build_splits, dataset_info
+    """Create the model and dataset splits named by ``cfg`` from the models and data registries,
+    after importing ``cfg.plugins`` and registering ``cfg``'s user dataset (``dataset_kind``)."""
+    from deepnet.data import build_splits, dataset_info, register_user_dataset
     from deepnet.models import create_model
+    from deepnet.plugins import load_plugins
 
+    load_plugins(cfg.plugins)
+    root = resolve_data_root(cfg.data_root, cfg.dataset)
+    if cfg.dataset_kind is not None:
+        register_user_dataset(cfg.dataset, cfg.dataset_kind, root, cfg.metric, cfg.augment)
     info = dataset_info(cfg.dataset)
     kw = {"img_size": cfg.image_size} if cfg.image_size else {}
     try:
@@ -131,7 +137,6 @@ def build_inputs(cfg: RunConfig) -> RunInputs:
     preprocess = bundle.preprocess
     if cfg.image_size:
         preprocess = dataclasses.replace(preprocess, input_size=(cfg.image_size, cfg.image_size))
-    root = resolve_data_root(cfg.data_root, cfg.dataset)
     splits = build_splits(cfg.dataset, root, preprocess, train_augment=True)
     return RunInputs(
         bundle=bundle,

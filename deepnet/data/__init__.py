@@ -1,4 +1,5 @@
-"""Benchmarks for the deepnet suite: the paper's six real layouts and three offline benchmarks.
+"""Benchmarks for the deepnet suite: the paper's six real layouts and three offline benchmarks,
+and a user's own data as a ``folder``, ``csv`` or ``npz`` dataset (:mod:`deepnet.data.user`).
 
 Importing this package registers every dataset in :data:`DATASETS`; use :func:`build_splits`.
 """
@@ -14,8 +15,9 @@ from .registry import (
     build_splits,
     dataset_info,
 )
+from .user import AUGMENTATIONS, KINDS, register_user_dataset
 
 __all__ = [
-    "DATASETS", "CorruptImageError", "DatasetInfo", "DatasetLayoutError",
+    "AUGMENTATIONS", "DATASETS", "KINDS", "register_user_dataset", "CorruptImageError", "DatasetInfo", "DatasetLayoutError",
     "build_splits", "dataset_info", "make_fixture",
 ]

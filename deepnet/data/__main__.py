@@ -15,7 +15,11 @@ from tqdm import tqdm
 
 from common.io import write_json
 
-from . import DATASETS, DatasetLayoutError, build_splits, dataset_info, make_fixture
+from deepnet.config import USER_DATASET_DEFAULTS
+from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
+
+from . import DatasetLayoutError, build_splits, dataset_info, make_fixture, register_user_dataset
+from .registry import dataset_table
 from .duplicates import CALIBRATION, DEFAULT_IMAGE_SIZE, DEFAULT_THRESHOLD, near_duplicates
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -31,7 +35,8 @@ CHECK_DESCRIPTION = "\n\n".join(textwrap.fill(par, 96, break_on_hyphens=False) f
 CHECK_EXAMPLE = """\
 example:
   python -m deepnet.data check fmnist_subpop
-  python -m deepnet.data check waterbirds --data-root ~/data/waterbird_complete95_forest2water2 --out dups.json"""
+  python -m deepnet.data check waterbirds --data-root ~/data/waterbird_complete95_forest2water2 --out dups.json
+  python -m deepnet.data check my_shift --dataset-kind folder --data-root data/my_shift"""
 
 
 def _int_at_least(low: int):
@@ -56,11 +61,7 @@ def _spec(size: int) -> SimpleNamespace:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    print(f"{'name':16} {'classes':>7} {'epochs':>6}  {'metric':16} {'root':9} OOD splits")
-    for name in DATASETS.names():
-        info = dataset_info(name)
-        root = "required" if info.needs_root else "optional"
-        print(f"{name:16} {info.num_classes:7d} {info.epochs:6d}  {info.metric:16} {root:9} {', '.join(info.ood_splits)}")
+    print(dataset_table())
 
 
 def cmd_layout(args: argparse.Namespace) -> None:
@@ -68,6 +69,8 @@ def cmd_layout(args: argparse.Namespace) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> None:
+    if args.dataset_kind is not None:
+        register_user_dataset(args.name, args.dataset_kind, args.root, args.metric)
     splits = build_splits(args.name, args.root, _spec(args.image_size), train_augment=False)
     num_classes = dataset_info(args.name).num_classes
     for split, ds in splits.items():
@@ -192,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="also write every pair to this JSON file (default: none)")
     p.add_argument("--quick", action="store_true",
                    help="only build the splits and decode their first and last images (no duplicate count)")
+    p.add_argument("--dataset-kind", default=None,
+                   help="NAME is your own data of this kind (folder, csv, npz) at --data-root (default: registered)")
+    p.add_argument("--metric", default=USER_DATASET_DEFAULTS["metric"],
+                   help="with --dataset-kind: the OOD metric to check the data for")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("fixture", help="write a tiny random-image tree in a benchmark's layout")
     p.add_argument("name")
@@ -209,13 +216,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="fit a small 2-layer CNN for this many epochs instead of the linear model")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_probe)
+    for command in sub.choices.values():
+        add_import_argument(command)
     args = parser.parse_args(argv)
     # per-image transforms are tiny: intra-op threads only add overhead (20x on a loaded 2-core box)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        plugins_from_args(args)
         args.func(args)
-    except (DatasetLayoutError, KeyError) as e:
+    except (DatasetLayoutError, KeyError, ValueError, PluginError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
     finally:

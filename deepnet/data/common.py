@@ -3,17 +3,25 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from .registry import CorruptImageError, DatasetInfo
+from .registry import CorruptImageError, DatasetLayoutError
 from .transforms import Transform
 
 
 IntArrayLike = Sequence[int] | np.ndarray
+
+
+class LayoutSource(Protocol):
+    """What names a dataset in its errors (a :class:`~deepnet.data.registry.DatasetInfo` fits)."""
+
+    name: str
+
+    def error(self, problem: str) -> DatasetLayoutError: ...
 
 
 def _as_int_array(values: IntArrayLike, n: int, what: str) -> np.ndarray:
@@ -33,7 +41,7 @@ class ImageFiles(Dataset):
     """
 
     def __init__(self, files: Sequence[Path], labels: IntArrayLike, groups: IntArrayLike, transform: Transform,
-                 info: DatasetInfo) -> None:
+                 info: LayoutSource) -> None:
         self.files = list(files)
         self.labels = _as_int_array(labels, len(self.files), "labels")
         self.groups = _as_int_array(groups, len(self.files), "groups")
@@ -75,13 +83,13 @@ class ImageArray(Dataset):
         return self.transform(img), int(self.labels[i]), int(self.groups[i])
 
 
-def require_file(path: Path, info: DatasetInfo) -> Path:
+def require_file(path: Path, info: LayoutSource) -> Path:
     if not path.is_file():
         raise info.error(f"missing file {path}")
     return path
 
 
-def read_csv(path: Path, required: Sequence[str], info: DatasetInfo) -> list[dict[str, str]]:
+def read_csv(path: Path, required: Sequence[str], info: LayoutSource) -> list[dict[str, str]]:
     """Rows of a CSV with a header; a missing file or column is a layout error."""
     require_file(path, info)
     with open(path, newline="") as f:
@@ -95,14 +103,14 @@ def read_csv(path: Path, required: Sequence[str], info: DatasetInfo) -> list[dic
     return rows
 
 
-def parse_int(value: str, path: Path, column: str, info: DatasetInfo) -> int:
+def parse_int(value: str, path: Path, column: str, info: LayoutSource) -> int:
     try:
         return int(float(value))
     except ValueError:
         raise info.error(f"{path}: column {column!r} holds non-integer {value!r}") from None
 
 
-def check_first_file(files: Sequence[Path], split: str, info: DatasetInfo) -> None:
+def check_first_file(files: Sequence[Path], split: str, info: LayoutSource) -> None:
     """Cheap check that a split is non-empty and its files are where the layout says."""
     if not files:
         raise info.error(f"split {split!r} is empty")

@@ -27,11 +27,17 @@ class CorruptImageError(DatasetLayoutError):
 
 
 class PreprocessLike(Protocol):
-    """What build_splits needs from a model's preprocess (deepnet.models.Preprocess fits)."""
+    """What build_splits needs from a model's preprocess (deepnet.models.Preprocess fits; its
+    ``interpolation`` and ``crop_pct``, when present, set the user dataset kinds' eval transform)."""
 
     mean: Sequence[float]
     std: Sequence[float]
     input_size: tuple[int, int]
+
+
+def layout_error(name: str, problem: str, layout: str) -> DatasetLayoutError:
+    """A :class:`DatasetLayoutError` for dataset ``name`` stating ``problem`` and the expected layout."""
+    return DatasetLayoutError(f"{name}: {problem}\nExpected layout:\n{layout}")
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,8 @@ class DatasetInfo:
     ``epochs`` is the paper's number of fine-tuning epochs (SGD paper, Appendix A) or ours for the
     offline benchmarks; ``metric`` is ``"acc"`` or ``"worst_group_acc"`` (the OOD metric);
     ``layout`` describes the expected files and is quoted in every :class:`DatasetLayoutError`;
-    ``needs_root`` is False for offline benchmarks that find installed data themselves.
+    ``needs_root`` is False for offline benchmarks that find installed data themselves;
+    ``root_is_file`` is True where the data root is one file (a CSV or an ``.npz``), not a directory.
     """
 
     name: str
@@ -52,6 +59,7 @@ class DatasetInfo:
     layout: str
     needs_root: bool = True
     default_input_size: int = 224
+    root_is_file: bool = False
 
     def __post_init__(self) -> None:
         if self.metric not in ("acc", "worst_group_acc"):
@@ -63,7 +71,7 @@ class DatasetInfo:
 
     def error(self, problem: str) -> DatasetLayoutError:
         """A layout error for this dataset that states the problem and the expected layout."""
-        return DatasetLayoutError(f"{self.name}: {problem}\nExpected layout:\n{self.layout}")
+        return layout_error(self.name, problem, self.layout)
 
 
 Builder = Callable[[Path | None, ImageSpec, bool], dict[str, Dataset]]
@@ -89,7 +97,19 @@ def register_dataset(info: DatasetInfo) -> Callable[[Builder], Builder]:
 
 
 def dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of registered dataset ``name`` (``KeyError`` naming the known ones)."""
     return DATASETS.get(name).info
+
+
+def dataset_table() -> str:
+    """One line per registered dataset: classes, epochs, metric, whether a data root is needed, OOD splits."""
+    lines = [f"{'name':16} {'classes':>7} {'epochs':>6}  {'metric':16} {'root':9} OOD splits"]
+    for name, entry in DATASETS.items():
+        info = entry.info
+        root = "required" if info.needs_root else "optional"
+        lines.append(f"{name:16} {info.num_classes:7d} {info.epochs:6d}  {info.metric:16} {root:9} "
+                     f"{', '.join(info.ood_splits)}")
+    return "\n".join(lines)
 
 
 def build_splits(
@@ -111,8 +131,8 @@ def build_splits(
     path = None if root is None else Path(root).expanduser()
     if path is None and info.needs_root:
         raise info.error("no data root given (pass --data-root / RunConfig.data_root)")
-    if path is not None and not path.is_dir():
-        raise info.error(f"data root {path} is not a directory")
+    if path is not None and not (path.is_file() if info.root_is_file else path.is_dir()):
+        raise info.error(f"data root {path} is not a {'file' if info.root_is_file else 'directory'}")
     spec = ImageSpec.from_preprocess(preprocess, info.default_input_size)
     splits = entry.build(path, spec, train_augment)
     if list(splits) != info.split_names:

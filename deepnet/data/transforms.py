@@ -21,15 +21,19 @@ Transform = Callable[[Any], Any]
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """Mean, std and output size (H, W) of the tensors a model expects."""
+    """Mean, std and output size (H, W) of the tensors a model expects, with the model's resize
+    interpolation and evaluation centre-crop fraction (timm's data config ``crop_pct``)."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     size: tuple[int, int]
+    interpolation: str = "bicubic"
+    crop_pct: float = 1.0
 
     @classmethod
     def from_preprocess(cls, preprocess: Any | None, default_size: int) -> "ImageSpec":
-        """From anything with ``mean``, ``std``, ``input_size``; ``None`` -> ImageNet stats, default size."""
+        """From anything with ``mean``, ``std``, ``input_size`` (and optionally ``interpolation``,
+        ``crop_pct``); ``None`` -> ImageNet stats, default size."""
         if preprocess is None:
             return cls(IMAGENET_MEAN, IMAGENET_STD, (default_size, default_size))
         size = preprocess.input_size
@@ -40,7 +44,9 @@ class ImageSpec:
         h, w = (int(s) for s in size)
         if h <= 0 or w <= 0:
             raise ValueError(f"input_size must be positive, got {preprocess.input_size}")
-        return cls(tuple(float(m) for m in preprocess.mean), tuple(float(s) for s in preprocess.std), (h, w))
+        return cls(tuple(float(m) for m in preprocess.mean), tuple(float(s) for s in preprocess.std), (h, w),
+                   str(getattr(preprocess, "interpolation", cls.interpolation)),
+                   float(getattr(preprocess, "crop_pct", cls.crop_pct)))
 
     def scaled(self, pixels_at_224: int) -> tuple[int, int]:
         """A size the paper states for 224 px inputs, scaled to this spec's size."""
@@ -112,3 +118,21 @@ def resize_transform(spec: ImageSpec, train: bool) -> Transform:
     """Digits: bicubic resize only; flips would change a digit's identity, so no augmentation."""
     del train
     return T.Compose([T.Resize(spec.size, InterpolationMode.BICUBIC)] + _finish(spec))
+
+
+def model_eval_transform(spec: ImageSpec) -> Transform:
+    """The model's own evaluation transform as timm builds it from a data config: resize the shorter
+    side to ``size / crop_pct`` with the model's interpolation, centre-crop ``size``, normalise."""
+    from timm.data import create_transform
+
+    return create_transform(input_size=(3, *spec.size), is_training=False, interpolation=spec.interpolation,
+                            mean=spec.mean, std=spec.std, crop_pct=spec.crop_pct)
+
+
+def model_train_transform(spec: ImageSpec) -> Transform:
+    """timm's default training transform for the model's data config: random-resized crop (scale
+    0.08-1, ratio 3/4-4/3), horizontal flip, colour jitter 0.4, normalise (no auto-augment)."""
+    from timm.data import create_transform
+
+    return create_transform(input_size=(3, *spec.size), is_training=True, interpolation=spec.interpolation,
+                            mean=spec.mean, std=spec.std)

@@ -37,6 +37,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.measure.plots import (GIB, NORMALIZATIONS, plot_distortion, plot_gradnorms, plot_memory, plot_throughput,
                                    save_figure)
 from common.io import atomic_path
@@ -520,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:1 ...")
     for s in (g, m, t, d, h):
         s.add_argument("--out", type=Path, required=True, help="output folder for .jsonl/.csv/.png/summary")
+    for command in sub.choices.values():
+        add_import_argument(command)
     return p
 
 
@@ -530,6 +533,11 @@ COMMANDS = {"gradnorms": cmd_gradnorms, "memory": cmd_memory, "throughput": cmd_
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
+    try:
+        plugins_from_args(a)
+    except PluginError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     stem, summary = COMMANDS[a.command](a)
     summary.update(provenance(argv), env=environment())
     with atomic_path(a.out / f"{stem}_summary.json") as tmp:

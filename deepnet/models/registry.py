@@ -101,7 +101,17 @@ class ModelBundle:
 
 
 ModelFactory = Callable[..., ModelBundle]
-MODELS: Registry[ModelFactory] = Registry("model")
+
+
+def _timm_fallback(name: str) -> ModelFactory | None:
+    from deepnet.models.timm_any import timm_factory
+
+    return timm_factory(name)
+
+
+#: registered model factories; any other name timm knows builds via :mod:`deepnet.models.timm_any`
+MODELS: Registry[ModelFactory] = Registry(
+    "model", fallback=_timm_fallback, fallback_note=" (or any timm model name: timm.list_models())")
 
 
 class PretrainedUnavailableError(RuntimeError):
@@ -160,7 +170,8 @@ def load_model_families() -> None:
 
 
 def create_model(name: str, num_classes: int, pretrained: bool = True, **kw) -> ModelBundle:
-    """Build a registered model with a fresh ``nn.Linear(feature_dim, num_classes)`` head.
+    """Build a registered model (or any timm model, :mod:`deepnet.models.timm_any`) with a fresh
+    ``nn.Linear(feature_dim, num_classes)`` head.
 
     ``pretrained=False`` gives random weights, and so does env ``DEEPNET_OFFLINE=1`` for weights that
     would come from the hub (weights that ship offline still load; :func:`pretrained_weights_used`).

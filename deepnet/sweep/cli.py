@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.spec import SpecError, load_spec, tomllib
 
 SWEEP_EPILOG = """\
@@ -169,6 +170,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 overrides[field] = getattr(args, flag)
         if args.no_pretrained:
             overrides["pretrained"] = False
+        overrides["plugins"] = args.imports
         cfgs = [cfg for spec in specs for cfg in spec.expand(overrides)]
         slurm = {**{k: v for spec in specs for k, v in spec.slurm.items()},
                  **parse_assignments(args.slurm, "--slurm")}
@@ -289,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m deepnet.sweep", description="Sweeps of fine-tuning runs and their result tables."
     )
-    add_parser(parser.add_subparsers(dest="command", required=True, metavar="{sweep,collect}"))
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{sweep,collect}")
+    add_parser(subparsers)
+    for command in subparsers.choices.values():
+        add_import_argument(command)
     args = parser.parse_args(argv)
+    try:
+        args.imports = plugins_from_args(args)
+    except PluginError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return args.func(args)

@@ -20,6 +20,16 @@ Example::
     batch_size = 64
     [slurm]                     # optional; submitit/Slurm parameters for --launcher slurm
     slurm_partition = "gpu"
+
+A user's own data and code (``deepnet.data.user``, ``deepnet.plugins``)::
+
+    datasets = ["my_shift"]
+    plugins = ["my_plugin.py"]  # optional; modules or .py files (relative to the spec), imported by every run
+    [dataset.my_shift]          # a user dataset: kind folder, csv or npz
+    kind = "folder"
+    path = "data/my_shift"      # relative to the spec; default: --data-root (or its my_shift/)
+    metric = "acc"              # optional; or "worst_group_acc"
+    augment = "flip"            # optional; none (default), flip, timm
 """
 from __future__ import annotations
 
@@ -46,10 +56,12 @@ _OPTIONAL = {
     "lr_grid": dict,
     "run": dict,
     "slurm": dict,
+    "plugins": list,
+    "dataset": dict,
 }
 _TOML_TYPES = {str: "a string", list: "an array", int: "an integer", dict: "a table"}
 # RunConfig fields a spec sets through its own keys, so [run] may not set them.
-_SET_BY_SPEC = ("model", "dataset", "method", "lr", "seed", "epochs")
+_SET_BY_SPEC = ("model", "dataset", "method", "lr", "seed", "epochs", "plugins", "dataset_kind", "metric", "augment")
 
 
 class SpecError(ValueError):
@@ -72,6 +84,8 @@ class SweepSpec:
     lr_grid: dict[str, list[float]] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
     slurm: dict[str, Any] = field(default_factory=dict)
+    plugins: list[str] = field(default_factory=list)
+    user_datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "<spec>"
 
     def lrs(self, method: str) -> list[float]:
@@ -84,9 +98,11 @@ class SweepSpec:
         """One RunConfig per model x dataset x method x lr x seed, in that nesting order.
 
         ``overrides`` (e.g. from the command line) replace ``[run]`` fields and may also set
-        ``epochs``; they are validated like ``[run]``.
+        ``epochs`` and ``plugins`` (added to the spec's); they are validated like ``[run]``.
+        A user dataset's runs get its declaration and, when it has a ``path``, that data root.
         """
         overrides = dict(overrides or {})
+        plugins = [*self.plugins, *overrides.pop("plugins", [])]
         _check_run_fields(overrides, f"{self.source}: override", allow_epochs=True)
         run = {**self.run, **overrides}
         epochs = run.pop("epochs", self.epochs)
@@ -100,7 +116,8 @@ class SweepSpec:
                                 _make_config(
                                     self.source,
                                     model=model, dataset=dataset, method=method,
-                                    lr=lr, seed=seed, epochs=epochs, **run,
+                                    lr=lr, seed=seed, epochs=epochs, plugins=plugins,
+                                    **{**run, **self.user_datasets.get(dataset, {})},
                                 )
                             )
         return configs
@@ -133,7 +150,10 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>") -> SweepSpec:
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
             raise SpecError(f"{source}: {key!r} must be {_TOML_TYPES[expected]}, got {value!r}")
 
+    plugins = _load_plugins(data.get("plugins", []), source)
+    user_datasets = _user_datasets(data.get("dataset", {}), data["datasets"], source)
     known = known_names()
+    known["dataset"] = [*known["dataset"], *user_datasets]
     lists: dict[str, list[str]] = {}
     for key, kind in (("models", "model"), ("datasets", "dataset"), ("methods", "method")):
         lists[key] = _names(data[key], key, known[kind], source)
@@ -166,6 +186,8 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>") -> SweepSpec:
         lr_grid=lr_grid,
         run=run,
         slurm=dict(data.get("slurm", {})),
+        plugins=plugins,
+        user_datasets=user_datasets,
         source=source,
         **lists,
     )
@@ -182,14 +204,45 @@ def default_lr_grid(method: str) -> list[float]:
     return [float(lr) for lr in get_method(method).lr_grid]
 
 
-def known_names() -> dict[str, list[str]]:
-    """Registered model, dataset and method names (importing their registries registers them all)."""
+def known_names() -> dict[str, Any]:
+    """The model, dataset and method registries (importing them registers every name; ``in`` also
+    accepts what a registry's fallback resolves, e.g. any timm model)."""
     from deepnet.data import DATASETS
     from deepnet.methods import METHODS
     from deepnet.models.registry import MODELS, load_model_families
 
     load_model_families()
-    return {"model": MODELS.names(), "dataset": DATASETS.names(), "method": METHODS.names()}
+    return {"model": MODELS, "dataset": DATASETS, "method": METHODS}
+
+
+def _load_plugins(plugins: list, source: str) -> list[str]:
+    """Import the spec's plugins (``.py`` paths relative to the spec); their names as runs carry them."""
+    from deepnet.plugins import PluginError, load_plugins, resolve_plugin
+
+    if not all(isinstance(p, str) and p for p in plugins):
+        raise SpecError(f"{source}: 'plugins' must be a list of module names or .py files, got {plugins!r}")
+    resolved = [resolve_plugin(p, Path(source).parent) for p in plugins]
+    try:
+        load_plugins(resolved)
+    except PluginError as err:
+        raise SpecError(f"{source}: {err}") from None
+    return resolved
+
+
+def _user_datasets(tables: Mapping[str, Any], datasets: list, source: str) -> dict[str, dict[str, Any]]:
+    """The RunConfig fields of each ``[dataset.NAME]`` table (see ``deepnet.data.user.declaration_fields``)."""
+    from deepnet.data import DatasetLayoutError
+    from deepnet.data.user import declaration_fields
+
+    fields_of = {}
+    for name, table in tables.items():
+        if name not in datasets:
+            raise SpecError(f"{source}: [dataset.{name}] is declared but not in 'datasets' {datasets}")
+        try:
+            fields_of[name] = declaration_fields(name, table, Path(source).parent)
+        except (KeyError, ValueError, DatasetLayoutError) as err:
+            raise SpecError(f"{source}: [dataset.{name}]: {err.args[0] if err.args else err}") from None
+    return fields_of
 
 
 def _names(values: list, key: str, known: list[str], source: str) -> list[str]:

@@ -100,7 +100,7 @@ def test_expansion_counts_and_order():
     "change, message",
     [
         ({"colour": "red"}, "unknown keys \\['colour'\\]; known keys: .*'datasets'"),
-        ({"models": ["vgg16"]}, "unknown models \\['vgg16'\\]; known models: .*clip_vit_b16"),
+        ({"models": ["no_such_net"]}, "unknown models \\['no_such_net'\\]; known models: .*clip_vit_b16"),
         ({"methods": ["sgd", "adam"]}, "unknown methods \\['adam'\\]; known methods: .*sgd_freeze_embed"),
         ({"datasets": ["imagenet"]}, "unknown datasets \\['imagenet'\\]; known datasets: .*waterbirds"),
         ({"models": []}, "must not be empty"),
