@@ -193,10 +193,15 @@ def move_aside(path: str | Path, suffix: str) -> Path:
 
 
 def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one JSON record as a line of ``path``, atomically and safely under concurrent writers."""
+    """Append one JSON record as a line of ``path``, atomically and safely under concurrent writers.
+
+    Under the lock no other append is mid-write, so temporary files of ``path`` left by a killed
+    appender are removed first.
+    """
     path = Path(path)
     line = (json.dumps(record, sort_keys=False, default=float) + "\n").encode()
     with locked(path):
+        remove_stale_temps(path.parent, path.name)
         existing = path.read_bytes() if path.exists() else b""
         if existing and not existing.endswith(b"\n"):
             existing += b"\n"
@@ -235,17 +240,17 @@ def read_jsonl(path: str | Path, strict: bool = True) -> list[dict[str, Any]]:
     return records
 
 
-def remove_stale_temps(folder: str | Path) -> list[Path]:
+def remove_stale_temps(folder: str | Path, name: str | None = None) -> list[Path]:
     """Delete the writers' leftover ``.<name>.*.tmp`` files in ``folder`` (not recursive).
 
     Call it only where no other live writer can be mid-write (e.g. while holding a run's lock).
-    Returns the removed paths.
+    With ``name``, only the temporary files of that file. Returns the removed paths.
     """
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
-    for p in folder.glob(f".*{TEMP_SUFFIX}"):
+    for p in folder.glob(f".{name}.*{TEMP_SUFFIX}" if name else f".*{TEMP_SUFFIX}"):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
             removed.append(p)

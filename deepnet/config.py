@@ -122,6 +122,12 @@ class RunConfig:
 
 
 _FIELD_TYPES = typing.get_type_hints(RunConfig)
+_UNCHECKABLE = [name for name, declared in _FIELD_TYPES.items()
+                if len(kinds := set(typing.get_args(declared) or (declared,)) - {type(None)}) != 1
+                or not kinds <= set(_ACCEPTED)]
+if _UNCHECKABLE:  # a new field must have a type _typed can check
+    raise TypeError(f"RunConfig fields {_UNCHECKABLE} need one of the types {[t.__name__ for t in _ACCEPTED]} "
+                    "(optionally | None)")
 
 
 def _typed(name: str, value: Any, declared: Any) -> Any:

@@ -330,11 +330,13 @@ class _Run:
 
     def _read_checkpoint(self) -> dict[str, Any] | None:
         """The newest readable checkpoint's state, or None. The main process moves each unreadable
-        one aside to ``*.corrupt`` with a warning; then every process reads the newest left."""
+        one aside to ``*.corrupt`` with a warning; then the other processes read the newest left."""
+        state = None
         if self.ctx.is_main:
             for path in self._checkpoints():
                 try:
-                    return torch.load(path, map_location=self.device, weights_only=False)
+                    state = torch.load(path, map_location=self.device, weights_only=False)
+                    break
                 except _UNREADABLE as err:
                     aside = move_aside(path, CORRUPT)
                     rest = self._checkpoints()
@@ -343,8 +345,8 @@ class _Run:
                                   UserWarning)
         distributed.barrier(self.ctx)
         if not self.ctx.is_main and self._checkpoints():
-            return torch.load(self._checkpoints()[0], map_location=self.device, weights_only=False)
-        return None
+            state = torch.load(self._checkpoints()[0], map_location=self.device, weights_only=False)
+        return state
 
     def _load_checkpoint(self) -> bool:
         state = self._read_checkpoint()

@@ -48,6 +48,7 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
 DONE_FILE = "done"
 CHECKPOINT_FILE = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.pt.prev"  # the trainer keeps the checkpoint before the last
 LOCK_FILE = "lock"
 RESULTS_FILE = "results.jsonl"
 CORRUPT_SUFFIX = ".corrupt"
@@ -87,7 +88,7 @@ def run_state(root: str | Path, cfg: RunConfig) -> str:
         return "done"
     if (run_dir / ERROR_FILE).exists():
         return "failed"
-    if any((run_dir / name).exists() for name in (CHECKPOINT_FILE, CHECKPOINT_FILE + ".prev", RESULT_FILE)):
+    if any((run_dir / name).exists() for name in (CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, RESULT_FILE)):
         return "interrupted"
     return "new"
 
@@ -117,7 +118,8 @@ def run_one(
     if (run_dir / DONE_FILE).exists():
         return outcome
     if not main_process:
-        _train(cfg, run_dir, train_fn, progress, outcome, main_process=False)
+        if _train(cfg, run_dir, train_fn, progress, outcome, main_process=False):
+            outcome.status = "secondary"
         return outcome
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -152,7 +154,6 @@ def _train(cfg: RunConfig, run_dir: Path, train_fn: TrainFn | None, progress: bo
                 write_text(run_dir / ERROR_FILE, traceback.format_exc())
             outcome.status, outcome.error = "failed", f"{type(err).__name__}: {err}"
             return False
-    outcome.status = "secondary"
     return True
 
 

@@ -150,8 +150,12 @@ def test_a_stale_temp_file_of_a_killed_writer_is_removed_when_its_run_starts(tmp
         run_dir_of(tmp_path, c).mkdir(parents=True)
     stale = run_dir_of(tmp_path, cfg) / ".checkpoint.pt.x1y2.tmp"
     stale.write_bytes(b"\0" * 1024)
+    stale_append = tmp_path / f".{RESULTS_FILE}.k9.tmp"  # an appender killed mid-write
+    stale_append.write_text("{")
+    elsewhere = run_dir_of(tmp_path, other) / ".checkpoint.pt.live.tmp"  # another run's: not touched
+    elsewhere.write_text("")
     run_sweep([cfg], tmp_path, train_fn=fake_train, progress=False)
-    assert not stale.exists()
+    assert not stale.exists() and not stale_append.exists() and elsewhere.exists()
 
 
 def test_a_truncated_result_is_named_set_aside_and_the_run_trains_again(tmp_path, capsys):
