@@ -5,12 +5,13 @@ Loss L(v, B) = ||X B^T v - Y||^2 (no 1/n). With r = X B^T v - Y the flows are
     LP:    B = B0 fixed,         dv/dt = -2 B0 X^T r;
     LP-FT: FT started from (v_lp(inf), B0), v_lp(inf) in closed form (`lp_limit`).
 
-Two integrators solve the same ODE with scipy's `solve_ivp`:
+Two integrators solve the same ODE with scipy's DOP853 (explicit) or Radau (implicit) steppers:
   * "full": the plain state (v, B) in R^k x R^{k x d}, using X itself (the reference);
   * "reduced": X^T r lies in S = rowspace(X), so B(t) = B0 + C(t) Q^T with Q (d x m) an orthonormal
-    basis of S, and the flow needs X only through Q^T X^T X Q and Q^T X^T Y. The state (v, C) has
-    k + k m entries: per-step cost independent of n and of d - m.
-Both record the same `Trajectory` on a time grid.
+    basis of S, and the flow needs X only through the in-S Gram matrix Q^T X^T X Q (diagonal in
+    its eigenbasis) and Q^T X^T Y. The state (v, C) has k + k m entries: each right-hand side
+    costs O(k m), independent of n and d; Radau gets the analytic Jacobian, sparse (arrow-shaped).
+Both record the same `Trajectory` on a time grid whose values are solver step endpoints.
 """
 from __future__ import annotations
 
@@ -278,11 +279,13 @@ def _ft_jacobian_pattern(k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _run_reduced(problem: Problem, method: str, v_init: np.ndarray, train_features: bool,
                  t: np.ndarray, rtol: float, atol: float, solver: str, stop_loss: float | None) -> Trajectory:
-    Q = problem.S_basis
+    # the state (v, C') lives in the Gram eigenbasis Q V of S (Z^T Z = V diag(lam) V^T), where the
+    # in-S Gram matrix is diagonal; B = B0 + C' (Q V)^T, and C = C' V^T in the basis Q
+    Q, V = problem.S_basis, problem.gram_eigenvectors
     k, m = problem.k, problem.m
-    Z, lam = problem.coords, problem.gram_eigenvalues             # Z^T Z = diag(lam)
-    hm = Z.T @ problem.Y
-    A0 = problem.B0 @ Q
+    lam, ZV = problem.gram_eigenvalues, problem.coords @ V
+    hm = ZV.T @ problem.Y
+    A0 = (problem.B0 @ Q) @ V
     N = k + k * m
 
     def rhs(_t, y):
@@ -319,22 +322,23 @@ def _run_reduced(problem: Problem, method: str, v_init: np.ndarray, train_featur
 
     def loss(y):
         Bq = A0 + y[k:].reshape(k, m) if train_features else A0
-        return float(np.sum((Z @ (Bq.T @ y[:k]) - problem.Y) ** 2))
+        return float(np.sum((ZV @ (Bq.T @ y[:k]) - problem.Y) ** 2))
 
     y0 = np.concatenate([v_init, np.zeros(k * m)]) if train_features else v_init.copy()
     states, nfev, stopped = _solve(rhs, jac, y0, t, rtol, atol, solver, loss, stop_loss)
-    V = states[:, :k]
-    C = states[:, k:].reshape(-1, k, m) if train_features else np.zeros((len(t), k, m))
-    z = np.einsum("tkm,tk->tm", A0 + C, V)                      # Q^T B^T v
-    train = np.sum((z @ Z.T - problem.Y) ** 2, axis=1)
-    idl = np.sum((z - Q.T @ problem.w_star) ** 2, axis=1)
+    heads = states[:, :k]
+    Ce = states[:, k:].reshape(-1, k, m) if train_features else np.zeros((len(t), k, m))
+    z = np.einsum("tkm,tk->tm", A0 + Ce, heads)                 # (Q V)^T B^T v
+    train = np.sum((z @ ZV.T - problem.Y) ** 2, axis=1)
+    idl = np.sum((z - V.T @ (Q.T @ problem.w_star)) ** 2, axis=1)
+    C = Ce @ V.T                                                # B - B0 = C Q^T
     # e = B0^T v + Q (C^T v) - w* = M a with a = [v; C^T v; -1]: e^T Sigma e = ||P a||^2
-    a = np.column_stack([V, np.einsum("tkm,tk->tm", C, V), -np.ones(len(t))])
+    a = np.column_stack([heads, np.einsum("tkm,tk->tm", C, heads), -np.ones(len(t))])
     ood = np.sum((a @ problem.ood_projections.T) ** 2, axis=1)
-    CA = np.einsum("tim,jm->tij", C, A0)
-    dBBt = CA + CA.transpose(0, 2, 1) + np.einsum("tim,tjm->tij", C, C)
-    return Trajectory(method, "reduced", solver, t, V, C, Q, problem.B0, train, idl, ood,
-                      np.linalg.norm(C, axis=(1, 2)), _balance_drift(V, v_init, dBBt), None, nfev, stopped)
+    CA = np.einsum("tim,jm->tij", Ce, A0)
+    dBBt = CA + CA.transpose(0, 2, 1) + np.einsum("tim,tjm->tij", Ce, Ce)
+    return Trajectory(method, "reduced", solver, t, heads, C, Q, problem.B0, train, idl, ood,
+                      np.linalg.norm(Ce, axis=(1, 2)), _balance_drift(heads, v_init, dBBt), None, nfev, stopped)
 
 
 def _run_full(problem: Problem, method: str, v_init: np.ndarray, train_features: bool,

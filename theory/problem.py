@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from theory.second_moment import (SecondMoment, StructuredSecondMoment, as_second_moment, diagonal, identity,
                                   subspace_split)
@@ -47,8 +48,9 @@ def _check_orthonormal_rows(name: str, a: np.ndarray) -> None:
         raise ValueError(f"{name} must have orthonormal rows: max |{name} {name}^T - I| = {err:.3g}")
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, dtype=float, copy=True)
+def _frozen(a: np.ndarray, copy: bool = True) -> np.ndarray:
+    """A read-only float array: a copy of `a`, or `a` itself when the caller owns it (copy=False)."""
+    a = np.array(a, dtype=float, copy=True) if copy else np.asarray(a, dtype=float)
     a.setflags(write=False)
     return a
 
@@ -78,19 +80,23 @@ def feature_error(B0: np.ndarray, B_star: np.ndarray) -> float:
 _BASIS_PROBES = 4
 
 
-def _input_subspace(X: np.ndarray, basis: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(S_basis d x m, coords n x m, singular values (m,)) with X = coords S_basis^T, coords = U diag(s).
+def _input_subspace(X: np.ndarray, basis: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """(S_basis d x m, coords n x m, Gram eigenvalues (m,), eigenvectors m x m), X = coords S_basis^T.
 
-    S_basis is the right singular basis of X (so the in-S Gram matrix coords^T coords is diagonal);
-    with `basis`, X holds the n x m' coordinates of the inputs in that orthonormal d x m' basis and
-    only the n x m' matrix is decomposed (O(n m'^2 + d m'^2), no n x d array).
+    coords^T coords = V diag(lam) V^T. Dense X: S_basis is X's right singular basis (V = I).
+    With `basis`, X holds the n x m' coordinates of the inputs in that orthonormal d x m' basis,
+    which is kept as S_basis when X has full column rank (only the n x m' matrix is decomposed:
+    no n x d array, no d x m' product).
     """
     u, s, vt = np.linalg.svd(X, full_matrices=False)
     rank = _numerical_rank(s)
+    lam, eye = s[:rank] ** 2, np.eye(rank)
     if basis is None:
         S = vt[:rank].T.copy()
-        return S, X @ S, s[:rank]
-    return basis @ vt[:rank].T, u[:, :rank] * s[:rank], s[:rank]
+        return S, X @ S, lam, eye
+    if rank == X.shape[1]:
+        return basis, X, lam, vt.T.copy()
+    return basis @ vt[:rank].T, u[:, :rank] * s[:rank], lam, eye
 
 
 class Problem:
@@ -116,8 +122,9 @@ class Problem:
 
     Notes
     -----
-    Derived: S_basis (d x m, the right singular basis of X, m = rank X), coords (n x m, X = coords
-    S_basis^T, coords^T coords = diag(gram_eigenvalues)), w_star = B*^T v*, eps (Procrustes-measured).
+    Derived: S_basis (d x m orthonormal basis of S = rowspace X, m = rank X: the given basis, or
+    X's right singular vectors), coords (n x m, X = coords S_basis^T), the in-S Gram matrix
+    coords^T coords = V diag(gram_eigenvalues) V^T with V = gram_eigenvectors, w_star = B*^T v*, eps (Procrustes-measured).
     Requires 1 <= m, k < n and k < d - m (S_perp must have room for the k features).
     """
 
@@ -158,7 +165,7 @@ class Problem:
             raise ValueError(f"Sigma must be d x d = {d} x {d}, got {Sig.d} x {Sig.d}")
         _check_orthonormal_rows("B_star", Bs)
         _check_orthonormal_rows("B0", B0)
-        S, coords, s = _input_subspace(X, basis)
+        S, coords, lam, V = _input_subspace(X, basis)
         m = S.shape[1]
         if m == 0:
             raise ValueError("X has rank 0 (every input is zero): the training subspace S is empty")
@@ -170,8 +177,9 @@ class Problem:
         self._given_X, self._given_basis = X, basis
         self.Y, self.B_star, self.v_star, self.B0, self.v0 = Y, Bs, vs, B0, v0
         self.Sigma, self.spec = Sig, spec
-        self.S_basis, self.coords, self.gram_eigenvalues = _frozen(S), _frozen(coords), _frozen(s ** 2)
-        self.w_star = _frozen(Bs.T @ vs)
+        self.S_basis, self.coords = _frozen(S, copy=basis is None), _frozen(coords, copy=False)
+        self.gram_eigenvalues, self.gram_eigenvectors = _frozen(lam, copy=False), _frozen(V, copy=False)
+        self.w_star = _frozen(Bs.T @ vs, copy=False)
         self.eps = feature_error(B0, Bs)
         self._frozen = True
 
@@ -186,7 +194,7 @@ class Problem:
         if self._given_basis is None:
             return self._given_X
         if getattr(self, "_cached_X", None) is None:
-            self._cached_X = _frozen(self._given_X @ self._given_basis.T)
+            self._cached_X = _frozen(self._given_X @ self._given_basis.T, copy=False)
         return self._cached_X
 
     @property
@@ -215,14 +223,25 @@ class Problem:
     def ood_projections(self) -> np.ndarray:
         """P (c x c, c = k + m + 1) with e^T Sigma e = ||P a||^2 for e = M a, M = [B0^T | S_basis | w*].
 
-        The flows write e = B0^T v + S_basis c - w* as M a, a = [v; c; -1]. With M = Q R (QR,
-        d x c) and Q^T Sigma Q = L L^T (Cholesky), P = L^T R: the OOD loss is then a sum of
-        squares in O(c^2) per time (non-negative, accurate near zero), after an O(d c^2) setup.
+        The flows write e = B0^T v + S_basis c - w* as M a, a = [v; c; -1]. T = [B0^T | w*] is
+        split by block Gram-Schmidt (two passes) against the orthonormal S_basis: T = S_basis K + Q2 R2,
+        so e = Q y for the orthonormal Q = [S_basis | Q2] and y = R a, R = [[K_v, I, K_w], [R2_v, 0, R2_w]].
+        With Q^T Sigma Q = L L^T (Cholesky), P = L^T R: the OOD loss is then a sum of squares in
+        O(c^2) per time (non-negative, accurate near zero), after an O(d m k) setup plus
+        Sigma's own cost (`SecondMoment.gram_orthonormal`).
         """
         if getattr(self, "_cached_ood_projections", None) is None:
-            Qm, Rm = np.linalg.qr(np.column_stack([self.B0.T, self.S_basis, self.w_star]))
-            L = np.linalg.cholesky(self.Sigma.gram(Qm))
-            self._cached_ood_projections = _frozen(L.T @ Rm)
+            S, k, m = self.S_basis, self.k, self.m
+            T = np.column_stack([self.B0.T, self.w_star])
+            K = np.zeros((m, k + 1))
+            for _ in range(2):
+                step = S.T @ T
+                K += step
+                T = T - S @ step
+            Q2, R2 = np.linalg.qr(T)
+            R = np.block([[K[:, :k], np.eye(m), K[:, k:]], [R2[:, :k], np.zeros((k + 1, m)), R2[:, k:]]])
+            L = np.linalg.cholesky(self.Sigma.gram_orthonormal(np.column_stack([S, Q2])))
+            self._cached_ood_projections = _frozen(L.T @ R, copy=False)
         return self._cached_ood_projections
 
     def ood_loss(self, v: np.ndarray, B: np.ndarray) -> float:
@@ -239,9 +258,21 @@ class Problem:
         return float(np.sum((self.coords @ (self.S_basis.T @ (B.T @ v)) - self.Y) ** 2))
 
 
+#: blocks with d c^2 above this are orthonormalised by Cholesky-QR2 (two GEMM-rich passes),
+#: smaller ones by Householder QR; both give the Q of the QR with positive diagonal R.
+_CHOLQR_WORK = 10 ** 7
+
+
 def _orthonormal_columns(rng: np.random.Generator, d: int, c: int) -> np.ndarray:
-    q, r = np.linalg.qr(rng.standard_normal((d, c)))
-    return q * np.sign(np.diag(r))
+    """A Haar-random d x c block with orthonormal columns: Q of a Gaussian block, diag(R) > 0."""
+    A = rng.standard_normal((d, c))
+    if d * c * c <= _CHOLQR_WORK:
+        q, r = np.linalg.qr(A)
+        return q * np.sign(np.diag(r))
+    for _ in range(2):                        # Cholesky-QR2: orthonormal to rounding for cond(A) << 1e8
+        R = np.linalg.cholesky(A.T @ A).T
+        A = A @ solve_triangular(R, np.eye(c))           # A R^{-1}: one GEMM
+    return A
 
 
 def _ood_second_moment(rng: np.random.Generator, spec: ProblemSpec, S: np.ndarray) -> SecondMoment:

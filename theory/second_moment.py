@@ -56,6 +56,10 @@ class SecondMoment:
         G = M.T @ self.apply(M)
         return (G + G.T) / 2.0
 
+    def gram_orthonormal(self, Q: np.ndarray) -> np.ndarray:
+        """Q^T Sigma Q for Q (d x c) with orthonormal columns (structure may skip Q^T Q = I)."""
+        return self.gram(Q)
+
     def quad(self, E: np.ndarray) -> np.ndarray | float:
         """e^T Sigma e for e of shape (d,) (a float) or for each row of E (T, d) (shape (T,))."""
         E = np.asarray(E, dtype=float)
@@ -137,6 +141,15 @@ class StructuredSecondMoment(SecondMoment):
         G = M.T @ self._scaled(M)
         if self.rank:
             c = self.U.T @ M
+            G = G + c.T @ (self.weights[:, None] * c)
+        return (G + G.T) / 2.0
+
+    def gram_orthonormal(self, Q: np.ndarray) -> np.ndarray:
+        if self.diag.ndim == 1:
+            return self.gram(Q)
+        G = float(self.diag) * np.eye(Q.shape[1])             # c Q^T Q = c I: O(d r c), not O(d c^2)
+        if self.rank:
+            c = self.U.T @ Q
             G = G + c.T @ (self.weights[:, None] * c)
         return (G + G.T) / 2.0
 
