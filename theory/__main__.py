@@ -1,7 +1,12 @@
-"""Command line of the theory simulator: `python -m theory verify`.
+"""Command line of the theory simulator: `python -m theory verify | search`.
 
-`verify` runs every registered claim check (C1-C8 from theory.claims, C9-C12 from
-theory.deep_claims, C13 from theory.optimizer_memory) on random problems and prints one row per claim.
+Tools:
+  verify   run every registered claim check (C1-C8 from theory.claims, C9-C12 from
+           theory.deep_claims, C13 from theory.optimizer_memory) on random problems; one row per claim.
+  search   adversarial search (differential evolution) for a claim's worst instance, against
+           random sampling with the same budget (theory.search).
+Also: `python -m theory.deep_experiment` (the deep-linear-net table behind C9-C12) and
+benchmarks/bench_scale.py (time and memory at real-model sizes).
 
 Exit status: 0 done; 1 only when a statement the paper proves fails (C1, C2, C6 with perfect
 features: numbers["proven_violations"] > 0); 2 a usage error, found before any computing (bad
@@ -21,6 +26,8 @@ from typing import Callable, Iterable
 from tqdm import tqdm
 
 from common.io import write_json
+from theory.search import OBJECTIVES, search
+from theory.search import add_parser as add_search_parser
 from theory.verdict import CLAIM_CHECKS, ClaimResult, load_claim_checks
 
 
@@ -92,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     v.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="worker processes for the instances (default: min(2, cpus))")
+    add_search_parser(sub)
     return p
 
 
@@ -109,10 +117,21 @@ def _json_target_problem(path: str) -> str | None:
     return None
 
 
+def _search(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.claim not in OBJECTIVES:
+        parser.error(f"unknown search claim {args.claim!r}; known: {', '.join(OBJECTIVES.names())}")
+    if args.budget < 1 or args.seed < 0:
+        parser.error(f"--budget must be >= 1 and --seed >= 0, got {args.budget} and {args.seed}")
+    print(search(args.claim, args.budget, args.seed).format())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `python -m theory` with `argv`; returns the exit status (see the module docstring)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "search":
+        return _search(parser, args)
     if args.instances < 1 or args.workers < 1:
         parser.error(f"--instances and --workers must be >= 1, got {args.instances} and {args.workers}")
     if args.seed < 0:

@@ -18,6 +18,8 @@ from theory.second_moment import (SecondMoment, StructuredSecondMoment, as_secon
 
 OOD_KINDS = ("identity", "random", "in_S", "out_S", "diagonal")
 _ORTHONORMAL_TOL = 1e-8
+#: singular values of the part of [B0^T | w*] outside S below this (relative) are rounding, dropped.
+_OOD_RANK_RTOL = 1e-13
 
 
 @dataclass(frozen=True)
@@ -224,8 +226,8 @@ class Problem:
         """P (c x c, c = k + m + 1) with e^T Sigma e = ||P a||^2 for e = M a, M = [B0^T | S_basis | w*].
 
         The flows write e = B0^T v + S_basis c - w* as M a, a = [v; c; -1]. T = [B0^T | w*] is
-        split by block Gram-Schmidt (two passes) against the orthonormal S_basis: T = S_basis K + Q2 R2,
-        so e = Q y for the orthonormal Q = [S_basis | Q2] and y = R a, R = [[K_v, I, K_w], [R2_v, 0, R2_w]].
+        split by block Gram-Schmidt (two passes) against the orthonormal S_basis: T = S_basis K + Q2 R2
+        (Q2 orthonormal, from the SVD of the residual; P has m + rank rows), so e = Q y for the orthonormal Q = [S_basis | Q2] and y = R a, R = [[K_v, I, K_w], [R2_v, 0, R2_w]].
         With Q^T Sigma Q = L L^T (Cholesky), P = L^T R: the OOD loss is then a sum of squares in
         O(c^2) per time (non-negative, accurate near zero), after an O(d m k) setup plus
         Sigma's own cost (`SecondMoment.gram_orthonormal`).
@@ -238,8 +240,12 @@ class Problem:
                 step = S.T @ T
                 K += step
                 T = T - S @ step
-            Q2, R2 = np.linalg.qr(T)
-            R = np.block([[K[:, :k], np.eye(m), K[:, k:]], [R2[:, :k], np.zeros((k + 1, m)), R2[:, k:]]])
+            # T = Q2 R2 from the SVD, dropping directions below rounding (T is rank-deficient when
+            # w* lies in rowspace(B0) + S, e.g. eps = 0), so that [S_basis | Q2] stays orthonormal
+            u, sv, wt = np.linalg.svd(T, full_matrices=False)
+            keep = sv > _OOD_RANK_RTOL * max(sv.max(initial=0.0), float(np.linalg.norm(self.w_star)), 1.0)
+            Q2, R2 = u[:, keep], sv[keep, None] * wt[keep]
+            R = np.block([[K[:, :k], np.eye(m), K[:, k:]], [R2[:, :k], np.zeros((R2.shape[0], m)), R2[:, k:]]])
             L = np.linalg.cholesky(self.Sigma.gram_orthonormal(np.column_stack([S, Q2])))
             self._cached_ood_projections = _frozen(L.T @ R, copy=False)
         return self._cached_ood_projections
