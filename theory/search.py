@@ -138,14 +138,26 @@ _DEEP = (Knob("init_scale", 0.05, 1.0, log=True), Knob("pre_input_scale", 0.3, 3
          Knob("ft_batch", 4, 16, integer=True), Knob("seed", 0, 10 ** 6, integer=True))
 
 
+#: per deep claim: the pretraining rules and fine-tuning methods its margin reads.
+_DEEP_RUNS = {"C10": (("adamw",), ("sgd", "sgd_fe", "adamw")), "C11": (("adamw",), ("adamw", "adamw_fe")),
+              "C12": (("sgd", "adamw"), ("sgd", "adamw"))}
+
+
 def _deep_margin(claim: str) -> Callable[[dict[str, Any]], float]:
     def margin(params: dict[str, Any]) -> float:
-        """The claim's margin (theory.deep_claims) on the one problem drawn from `seed` with these DeepConfig knobs."""
+        """The claim's margin (theory.deep_claims) on the one problem drawn from `seed` with these
+        DeepConfig knobs; INFEASIBLE when pretraining diverges (no pretrained net to fine-tune)."""
         from theory import deep_claims
         from theory.deep_experiment import config_with, run_table
 
         cfg = config_with(**{key: val for key, val in params.items() if key != "seed"})
-        table = run_table(cfg, [params["seed"]], methods=deep_claims._METHODS)
+        pretrainers, methods = _DEEP_RUNS[claim]
+        try:
+            table = run_table(cfg, [params["seed"]], pretrainers=pretrainers, methods=methods)
+        except RuntimeError as err:
+            if "diverged" not in str(err):
+                raise
+            return INFEASIBLE
         if claim == "C12":
             return deep_claims.c12_margin(table)
         return (deep_claims.c10_margin if claim == "C10" else deep_claims.c11_margin)(table["adamw"])
@@ -177,6 +189,7 @@ class SearchReport:
     random_worst_params: dict[str, Any]
     random_violations: int
     reproduced_margin: float
+    skipped: int = 0
 
     def format(self) -> str:
         return "\n".join([
@@ -188,10 +201,11 @@ class SearchReport:
             f"  random sampling, same budget: worst margin {self.random_worst_margin:.4g} "
             f"({self.random_violations}/{self.budget} violate)",
             f"    params: {self.random_worst_params}",
+            f"  skipped (evaluated, unusable: deep pretraining diverged): {self.skipped}",
         ])
 
 
-def search(claim: str, budget: int = 200, seed: int = 0, progress: bool = True) -> SearchReport:
+def search(claim: str, budget: int = 200, seed: int = 0, popsize: int = 5, progress: bool = True) -> SearchReport:
     """Minimise `claim`'s margin with differential evolution, and sample at random with the same budget.
 
     Parameters
@@ -202,6 +216,9 @@ def search(claim: str, budget: int = 200, seed: int = 0, progress: bool = True) 
         Feasible margin evaluations for each of the two methods (DE stops when it is spent).
     seed : int
         Seed of DE and of the random sampler.
+    popsize : int
+        DE population per knob (population = popsize x number of knobs; DE's first generation is a
+        Sobol sample of that size, so budgets below it are a quasi-random search).
     progress : bool
         Show a progress bar on stderr.
 
@@ -221,7 +238,7 @@ def search(claim: str, budget: int = 200, seed: int = 0, progress: bool = True) 
     class Spent(Exception):
         pass
 
-    calls = [0]
+    calls, skipped = [0], [0]
 
     def evaluate(x: np.ndarray, record: list) -> float:
         calls[0] += 1
@@ -233,6 +250,9 @@ def search(claim: str, budget: int = 200, seed: int = 0, progress: bool = True) 
         if len(record) >= budget:
             raise Spent
         val = float(obj.margin(params))
+        if val == INFEASIBLE:                 # evaluated but unusable (a deep pretraining diverged)
+            skipped[0] += 1
+            return val
         record.append((val, params))
         bar.update(1)
         bar.set_postfix_str(f"worst {min(v for v, _ in record):.3g}")
@@ -240,7 +260,7 @@ def search(claim: str, budget: int = 200, seed: int = 0, progress: bool = True) 
 
     try:
         differential_evolution(lambda x: evaluate(x, log), bounds, integrality=integrality, seed=seed,
-                               maxiter=10 ** 6, popsize=5, tol=0.0, polish=False, init="sobol")
+                               maxiter=10 ** 6, popsize=popsize, tol=0.0, polish=False, init="sobol")
     except Spent:
         pass
     rng = np.random.default_rng([seed, 1])
@@ -254,7 +274,8 @@ def search(claim: str, budget: int = 200, seed: int = 0, progress: bool = True) 
     bar.close()
     de_worst, rd_worst = min(log, key=lambda r: r[0]), min(rand, key=lambda r: r[0])
     return SearchReport(claim, budget, de_worst[0], de_worst[1], len(log), sum(v < 0 for v, _ in log),
-                        rd_worst[0], rd_worst[1], sum(v < 0 for v, _ in rand), float(obj.margin(de_worst[1])))
+                        rd_worst[0], rd_worst[1], sum(v < 0 for v, _ in rand), float(obj.margin(de_worst[1])),
+                        skipped[0])
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -264,3 +285,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("claim", help=f"one of {', '.join(OBJECTIVES.names())}")
     p.add_argument("--budget", type=int, default=200, help="margin evaluations per method (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the search and of the random baseline")
+    p.add_argument("--popsize", type=int, default=5, help="DE population per knob (default 5)")
