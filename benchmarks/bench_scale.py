@@ -54,14 +54,14 @@ def _instance(d: int, n: int, k: int, m: int, ood: str, dense: bool) -> dict:
 
 
 def _stiff(d: int, n: int, k: int) -> dict:
-    from theory.flows import simulate, stiffness_ratio
+    from theory.flows import simulate, stiffness_index
     from theory.problem import make_problem
 
     p = make_problem(d, k, n, eps=0.2, seed=0)
     start = time.perf_counter()
     tr = simulate(p, "ft")
     return dict(seconds=time.perf_counter() - start, solver=tr.solver, n_rhs=tr.n_rhs,
-                stiffness=stiffness_ratio(p, "ft"), converged=tr.stopped_at is not None,
+                stiffness=stiffness_index(p, "ft"), converged=tr.stopped_at is not None,
                 ood=float(tr.ood_loss[-1]))
 
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     st = _in_child(_stiff, stiff_d, stiff_n, k)
     print(f"\n2. stiff FT: d={stiff_d}, n=m={stiff_n}, k={k}: {st['seconds']:.3f} s with {st['solver']} "
-          f"(stiffness ratio {st['stiffness']:.3g}, {st['n_rhs']} RHS, converged {st['converged']}, "
+          f"(stiffness index {st['stiffness']:.3g}, {st['n_rhs']} RHS, converged {st['converged']}, "
           f"final OOD {st['ood']:.10g})")
     figures["stiff_ft_s"] = st["seconds"]
 

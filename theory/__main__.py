@@ -120,9 +120,10 @@ def _json_target_problem(path: str) -> str | None:
 def _search(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.claim not in OBJECTIVES:
         parser.error(f"unknown search claim {args.claim!r}; known: {', '.join(OBJECTIVES.names())}")
-    if args.budget < 1 or args.seed < 0 or args.popsize < 1:
-        parser.error(f"--budget and --popsize must be >= 1 and --seed >= 0, got {args.budget}, {args.popsize}, {args.seed}")
-    print(search(args.claim, args.budget, args.seed, args.popsize).format())
+    if args.budget < 1 or args.seed < 0 or args.popsize < 1 or args.confirm < 0:
+        parser.error(f"--budget and --popsize must be >= 1, --seed and --confirm >= 0; got {args.budget}, "
+                     f"{args.popsize}, {args.seed}, {args.confirm}")
+    print(search(args.claim, args.budget, args.seed, args.popsize, args.confirm).format())
     return 0
 
 

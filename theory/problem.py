@@ -1,10 +1,12 @@
-"""Two-layer linear-network fine-tuning problems (Kumar et al., ICLR 2022, Sec. 3).
+"""Two-layer linear-network fine-tuning problems (Kumar et al., arXiv:2202.10054, Sec. 3).
 
-A `Problem` holds everything a gradient flow needs: training inputs X (rows on an m-dim subspace S),
-labels Y = X w*, the ground truth (v*, B*), the pretrained features B0, the head init v0 and the OOD
-second moment Sigma. `make_problem` draws one reproducibly from its parameters (its `ProblemSpec`):
-B0 is built at a *requested* spectral distance eps from a rotation of B*, and the eps actually
-stored is re-measured by orthogonal Procrustes.
+A `Problem` holds everything a gradient flow needs: training inputs X (rows on an m-dim subspace S,
+kept as n x m coordinates plus a d x m basis), labels Y = X w*, the ground truth (v*, B*), the
+pretrained features B0, the head init v0 and the OOD second moment Sigma (a structured operator
+from `theory.second_moment`; a d x d matrix only when one is passed). Memory is O(d (m + k)).
+`make_problem` draws one reproducibly from its parameters (its `ProblemSpec`): B0 is built at a
+*requested* spectral distance eps from a rotation of B*, and the eps actually stored is re-measured
+by orthogonal Procrustes.
 """
 from __future__ import annotations
 

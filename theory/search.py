@@ -1,8 +1,10 @@
 """Adversarial search for counterexamples: `python -m theory search CLAIM`.
 
 A claim check (`theory.claims`, `theory.deep_claims`) samples problems at random; a search instead
-minimises the claim's *margin* (negative = the statement fails on that instance) over the problem
-parameters with scipy's differential evolution, a derivative-free global method. Integer knobs
+drives the claim's *margin* (negative = the statement fails on that instance) over the problem
+parameters with scipy's differential evolution, a derivative-free global method: down, to break
+a bound (C3, C6, C8), or up, to find where a statement that fails by default holds (C10-C12: is
+there a region of `DeepConfig` where the freeze-embed mechanism appears?). Integer knobs
 (d, k, n, m, seed, categorical choices as indices) go through DE's `integrality` option, so every
 evaluated point is a real, reproducible parameter set. The same budget of evaluations is spent on
 uniform random sampling of the same box as the baseline. Infeasible combinations (e.g. k >= d - m)
@@ -71,6 +73,9 @@ class Objective:
     knobs: tuple[Knob, ...]
     margin: Callable[[dict[str, Any]], float]
     fixed: tuple[tuple[str, Any], ...] = ()
+    #: False: look for the worst instance (a counterexample, margin < 0); True: for the best (a
+    #: region where a statement that fails by default holds, margin > 0).
+    maximize: bool = False
 
     def params(self, x: np.ndarray) -> dict[str, Any]:
         return {**dict(self.fixed), **{kb.name: kb.value(xi) for kb, xi in zip(self.knobs, x)}}
@@ -143,32 +148,31 @@ _DEEP_RUNS = {"C10": (("adamw",), ("sgd", "sgd_fe", "adamw")), "C11": (("adamw",
               "C12": (("sgd", "adamw"), ("sgd", "adamw"))}
 
 
-def _deep_margin(claim: str) -> Callable[[dict[str, Any]], float]:
-    def margin(params: dict[str, Any]) -> float:
-        """The claim's margin (theory.deep_claims) on the one problem drawn from `seed` with these
-        DeepConfig knobs; INFEASIBLE when pretraining diverges (no pretrained net to fine-tune)."""
-        from theory import deep_claims
-        from theory.deep_experiment import config_with, run_table
+def deep_margin(claim: str, params: dict[str, Any], seeds: list[int]) -> float:
+    """`claim`'s margin (theory.deep_claims: paired over problems, mean - Z_SEM sem) on the problems
+    drawn from `seeds` with the DeepConfig overrides in `params` (a "seed" entry is ignored);
+    INFEASIBLE when pretraining diverges (no pretrained net to fine-tune)."""
+    from theory import deep_claims
+    from theory.deep_experiment import config_with, run_table
 
-        cfg = config_with(**{key: val for key, val in params.items() if key != "seed"})
-        pretrainers, methods = _DEEP_RUNS[claim]
-        try:
-            table = run_table(cfg, [params["seed"]], pretrainers=pretrainers, methods=methods)
-        except RuntimeError as err:
-            if "diverged" not in str(err):
-                raise
-            return INFEASIBLE
-        if claim == "C12":
-            return deep_claims.c12_margin(table)
-        return (deep_claims.c10_margin if claim == "C10" else deep_claims.c11_margin)(table["adamw"])
-
-    return margin
+    cfg = config_with(**{key: val for key, val in params.items() if key != "seed"})
+    pretrainers, methods = _DEEP_RUNS[claim]
+    try:
+        table = run_table(cfg, list(seeds), pretrainers=pretrainers, methods=methods)
+    except RuntimeError as err:
+        if "diverged" not in str(err):
+            raise
+        return INFEASIBLE
+    if claim == "C12":
+        return deep_claims.c12_margin(table)
+    return (deep_claims.c10_margin if claim == "C10" else deep_claims.c11_margin)(table["adamw"])
 
 
 for _name, _desc in (("C10", "AdamW-pretrained: SGD worse than AdamW OOD, SGD-freeze-embed matches AdamW"),
                      ("C11", "AdamW-pretrained: freezing the embedding gains AdamW nothing"),
                      ("C12", "the SGD/AdamW gap comes from the pretrain / fine-tune optimizer mismatch")):
-    OBJECTIVES.add(_name, Objective(_name, _desc, _DEEP, _deep_margin(_name)))
+    OBJECTIVES.add(_name, Objective(_name, _desc, _DEEP, lambda params, c=_name: deep_margin(c, params, [params["seed"]]),
+                                    maximize=True))
 
 
 def _deep_feasible(p: dict[str, Any]) -> bool:
@@ -177,36 +181,47 @@ def _deep_feasible(p: dict[str, Any]) -> bool:
 
 @dataclass
 class SearchReport:
-    """Outcome of `search`: worst instances found by DE and by random sampling with the same budget."""
+    """Outcome of `search`: the extreme instances (lowest margin, or highest with `maximize`)
+    found by DE and by random sampling with the same budget; *_hits count evaluations with
+    margin < 0 (or > 0 with `maximize`)."""
 
     claim: str
     budget: int
     de_worst_margin: float
     de_worst_params: dict[str, Any]
     de_evaluations: int
-    de_violations: int
+    de_hits: int
     random_worst_margin: float
     random_worst_params: dict[str, Any]
-    random_violations: int
+    random_hits: int
     reproduced_margin: float
     skipped: int = 0
+    confirm_seeds: int = 0
+    confirm_margin: float | None = None
 
     def format(self) -> str:
+        obj = OBJECTIVES.get(self.claim)
+        word, hit = ("best", "hold (margin > 0)") if obj.maximize else ("worst", "violate (margin < 0)")
         return "\n".join([
-            f"{self.claim}: {OBJECTIVES.get(self.claim).description}",
-            f"  differential evolution: worst margin {self.de_worst_margin:.4g} "
-            f"({self.de_violations}/{self.de_evaluations} evaluations violate; negative = violated)",
+            f"{self.claim}: {obj.description}",
+            f"  differential evolution: {word} margin {self.de_worst_margin:.4g} "
+            f"({self.de_hits}/{self.de_evaluations} evaluations {hit})",
             f"    params: {self.de_worst_params}",
             f"    re-evaluated from params: {self.reproduced_margin:.4g}",
-            f"  random sampling, same budget: worst margin {self.random_worst_margin:.4g} "
-            f"({self.random_violations}/{self.budget} violate)",
+            f"  random sampling, same budget: {word} margin {self.random_worst_margin:.4g} "
+            f"({self.random_hits}/{self.budget} {hit})",
             f"    params: {self.random_worst_params}",
             f"  skipped (evaluated, unusable: deep pretraining diverged): {self.skipped}",
-        ])
+        ] + ([] if self.confirm_margin is None else [
+            f"  the best DeepConfig found (either search) on {self.confirm_seeds} fresh problems "
+            f"(as `verify` checks it): "
+            f"margin {self.confirm_margin:.4g} ({'holds' if self.confirm_margin > 0 else 'fails'})"]))
 
 
-def search(claim: str, budget: int = 200, seed: int = 0, popsize: int = 5, progress: bool = True) -> SearchReport:
-    """Minimise `claim`'s margin with differential evolution, and sample at random with the same budget.
+def search(claim: str, budget: int = 200, seed: int = 0, popsize: int = 5, confirm: int = 8,
+           progress: bool = True) -> SearchReport:
+    """Drive `claim`'s margin down (up for `maximize` objectives) with differential evolution, and
+    sample at random with the same budget.
 
     Parameters
     ----------
@@ -219,6 +234,10 @@ def search(claim: str, budget: int = 200, seed: int = 0, popsize: int = 5, progr
     popsize : int
         DE population per knob (population = popsize x number of knobs; DE's first generation is a
         Sobol sample of that size, so budgets below it are a quasi-random search).
+    confirm : int
+        For C10-C12: problems on which the best DeepConfig found by either search is re-checked with
+        fresh seeds (a single
+        problem's margin can be luck; the region holds only if this margin is > 0). 0: skip.
     progress : bool
         Show a progress bar on stderr.
 
@@ -239,6 +258,10 @@ def search(claim: str, budget: int = 200, seed: int = 0, popsize: int = 5, progr
         pass
 
     calls, skipped = [0], [0]
+    sign = -1.0 if obj.maximize else 1.0
+
+    def extreme(record: list) -> tuple[float, dict[str, Any]]:
+        return min(record, key=lambda r: sign * r[0])
 
     def evaluate(x: np.ndarray, record: list) -> float:
         calls[0] += 1
@@ -255,8 +278,8 @@ def search(claim: str, budget: int = 200, seed: int = 0, popsize: int = 5, progr
             return val
         record.append((val, params))
         bar.update(1)
-        bar.set_postfix_str(f"worst {min(v for v, _ in record):.3g}")
-        return val
+        bar.set_postfix_str(f"{'best' if obj.maximize else 'worst'} {extreme(record)[0]:.3g}")
+        return -val if obj.maximize else val
 
     try:
         differential_evolution(lambda x: evaluate(x, log), bounds, integrality=integrality, seed=seed,
@@ -272,10 +295,16 @@ def search(claim: str, budget: int = 200, seed: int = 0, popsize: int = 5, progr
         except Spent:
             break
     bar.close()
-    de_worst, rd_worst = min(log, key=lambda r: r[0]), min(rand, key=lambda r: r[0])
-    return SearchReport(claim, budget, de_worst[0], de_worst[1], len(log), sum(v < 0 for v, _ in log),
-                        rd_worst[0], rd_worst[1], sum(v < 0 for v, _ in rand), float(obj.margin(de_worst[1])),
-                        skipped[0])
+    de_worst, rd_worst = extreme(log), extreme(rand)
+    confirm_margin = None
+    confirm_params = None
+    if obj.maximize and confirm:
+        confirm_params = extreme([de_worst, rd_worst])[1]     # the better of the two searches
+        fresh = [int(x) for x in np.random.SeedSequence([seed, 2]).generate_state(confirm)]
+        confirm_margin = deep_margin(claim, confirm_params, fresh)
+    return SearchReport(claim, budget, de_worst[0], de_worst[1], len(log), sum(sign * v < 0 for v, _ in log),
+                        rd_worst[0], rd_worst[1], sum(sign * v < 0 for v, _ in rand), float(obj.margin(de_worst[1])),
+                        skipped[0], confirm if confirm_margin is not None else 0, confirm_margin)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -286,3 +315,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, default=200, help="margin evaluations per method (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the search and of the random baseline")
     p.add_argument("--popsize", type=int, default=5, help="DE population per knob (default 5)")
+    p.add_argument("--confirm", type=int, default=8,
+                   help="C10-C12: re-check the best DeepConfig on this many fresh problems (default 8; 0: skip)")

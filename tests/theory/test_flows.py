@@ -155,16 +155,16 @@ def test_grid_values_meet_the_stated_accuracy_against_closed_form_lp(solver):
 
 
 def test_auto_solver_takes_radau_when_stiff_and_agrees_with_dop853():
-    from theory.flows import STIFF_RATIO, stiffness_ratio
+    from theory.flows import STIFF_INDEX, stiffness_index
 
     p = make_problem(60, 3, 12, eps=0.2, seed=0)                     # m = n: square, ill-conditioned data
-    assert stiffness_ratio(p, "ft") > STIFF_RATIO
+    assert stiffness_index(p, "ft") > STIFF_INDEX
     auto = simulate(p, "ft")
     assert auto.solver == "Radau" and auto.stopped_at is not None
     explicit = simulate(p, "ft", solver="DOP853")
     assert abs(auto.ood_loss[-1] - explicit.ood_loss[-1]) <= 1e-8 * explicit.ood_loss[-1]
     easy = make_problem(40, 3, 24, m=8, seed=2)
-    assert stiffness_ratio(easy, "ft") < STIFF_RATIO and simulate(easy, "ft").solver == "DOP853"
+    assert stiffness_index(easy, "ft") < STIFF_INDEX and simulate(easy, "ft").solver == "DOP853"
 
 
 def test_default_horizon_covers_a_small_in_s_target():
@@ -173,3 +173,11 @@ def test_default_horizon_covers_a_small_in_s_target():
     assert np.sum((p.S_basis.T @ p.w_star) ** 2) < 0.01
     tr = simulate(p, "ft")
     assert tr.stopped_at is not None and tr.stopped_at < tr.t[-1]
+
+
+def test_lpft_at_rest_takes_the_implicit_solver():
+    """k >= m: LP already fits S, LP-FT starts at rest (no early stop) with a large head: Radau."""
+    p = make_problem(186, 4, 35, m=4, eps=0.43, ood="random", head_scale=0.12, w_norm=3.18, seed=211547)
+    tr = simulate(p, "lpft")
+    assert tr.solver == "Radau" and tr.stopped_at is None
+    assert abs(tr.ood_loss[-1] - p.ood_loss(lp_limit(p), p.B0)) <= 1e-9 * tr.ood_loss[-1]

@@ -8,6 +8,7 @@ from theory.search import OBJECTIVES, search
 
 def test_search_reports_a_reproducible_worst_instance():
     rep = search("C8", budget=4, seed=0, progress=False)
+    assert rep.confirm_margin is None
     assert rep.de_evaluations == 4 and rep.budget == 4
     assert rep.reproduced_margin == pytest.approx(rep.de_worst_margin, rel=1e-9, abs=1e-12)
     for params in (rep.de_worst_params, rep.random_worst_params):
@@ -22,7 +23,8 @@ def test_every_objective_has_integer_and_continuous_knobs():
         assert any(kb.discrete for kb in obj.knobs) and any(not kb.discrete for kb in obj.knobs), name
 
 
-@pytest.mark.parametrize("argv", [["search", "C99"], ["search", "C8", "--budget", "0"], ["search", "C8", "--seed", "-2"]])
+@pytest.mark.parametrize("argv", [["search", "C99"], ["search", "C8", "--budget", "0"], ["search", "C8", "--seed", "-2"],
+                                  ["search", "C10", "--confirm", "-1"]])
 def test_search_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as err:
         main(argv)
