@@ -28,8 +28,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 TARGETS = {"end_to_end_d20000_s": 1.0, "end_to_end_d20000_gb": 0.5, "stiff_ft_s": 2.0, "verify_1000_s": 120.0}
 
 
