@@ -293,10 +293,12 @@ def _run_reduced(problem: Problem, method: str, v_init: np.ndarray, train_featur
         v = y[:k]
         Bq = A0 + y[k:].reshape(k, m) if train_features else A0
         g = lam * (Bq.T @ v) - hm
-        dv = -2.0 * Bq @ g
         if not train_features:
-            return dv
-        return np.concatenate([dv, -2.0 * np.outer(v, g).ravel()])
+            return -2.0 * Bq @ g
+        out = np.empty(N)                                       # [dv, dC.ravel()], filled in place
+        np.dot(-2.0 * Bq, g, out=out[:k])
+        np.multiply.outer(-2.0 * v, g, out=out[k:].reshape(k, m))
+        return out
 
     if train_features:
         rows, cols = _ft_jacobian_pattern(k, m)
