@@ -2,10 +2,10 @@
 
 The reduced integrator evolves B(t) = B0 + C(t) Q^T (Q a basis of S = rowspace(X)), so its cost
 does not grow with d; the full one integrates all k x d entries of B with X itself. One run prints,
-per d: the problem's construction time (shared by both and not in their times: it validates Sigma
-by Cholesky, O(d^3), and projects its factor on B0, S and w*, O(d^2 (k + m))), the wall time of each
+per d: the problem's construction time (shared by both and not in their times: O(d (m + k)^2)
+with structured Sigma, see benchmarks/bench_scale.py), the wall time of each
 integrator (best of --repeats), their ratio, RHS evaluations and the largest disagreement of v(t), B(t) and L_ood(t) on
-the time grid. solve_ivp's error norm is an RMS over the state, so the full integrator's k (d - m)
+the time grid. The solvers' error norm is an RMS over the state, so the full integrator's k (d - m)
 entries that never move dilute it: at large d it takes fewer steps than the reduced one.
 
     python benchmarks/bench_flows.py [--dims 200 1000 4000] [--k 5] [--n 40] [--m 20]

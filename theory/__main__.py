@@ -1,8 +1,16 @@
-"""Command line of the theory simulator: `python -m theory verify`.
+"""Command line of the theory simulator: `python -m theory verify | search`.
 
-Runs every registered claim check (C1-C8 from theory.claims, C9-C12 from theory.deep_claims, C13
-from theory.optimizer_memory) on random problems and prints one row per claim. Exit status 1 when a statement the paper proves fails
-(C1, C2, C6 with perfect features: numbers["proven_violations"] > 0), 2 on bad arguments, else 0.
+Tools:
+  verify   run every registered claim check (C1-C8 from theory.claims, C9-C12 from
+           theory.deep_claims, C13 from theory.optimizer_memory) on random problems; one row per claim.
+  search   adversarial search (differential evolution) for a claim's worst instance, against
+           random sampling with the same budget (theory.search).
+Also: `python -m theory.deep_experiment` (the deep-linear-net table behind C9-C12) and
+benchmarks/bench_scale.py (time and memory at real-model sizes).
+
+Exit status: 0 done; 1 only when a statement the paper proves fails (C1, C2, C6 with perfect
+features: numbers["proven_violations"] > 0); 2 a usage error, found before any computing (bad
+numbers, unknown claims, a --json path that cannot be written); 3 an internal error while computing.
 """
 from __future__ import annotations
 
@@ -11,12 +19,15 @@ import inspect
 import os
 import sys
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable
 
 from tqdm import tqdm
 
 from common.io import write_json
+from theory.search import OBJECTIVES, search
+from theory.search import add_parser as add_search_parser
 from theory.verdict import CLAIM_CHECKS, ClaimResult, load_claim_checks
 
 
@@ -79,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "`--instances` problems reproducibly from `--seed`; the table lists "
                                    "violations, the worst margin (negative = violated) and the numbers "
                                    "behind each verdict (pass / fail / vacuous / missing). Exit status 1 "
-                                   "when a proven statement fails (C1, C2, C6 with perfect features).")
+                                   "only when a proven statement fails (C1, C2, C6 with perfect features); "
+                                   "2 on a usage error, before computing; 3 on an internal error.")
     v.add_argument("--instances", type=int, default=200, help="random problems per claim (default 200)")
     v.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     v.add_argument("--claims", default=None,
@@ -87,21 +99,58 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     v.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="worker processes for the instances (default: min(2, cpus))")
+    add_search_parser(sub)
     return p
 
 
+def _json_target_problem(path: str) -> str | None:
+    """Why `path` cannot receive the --json output (None when it can), checked before computing."""
+    if os.path.isdir(path):
+        return f"--json {path!r} is a directory; give a file path"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return f"--json {path!r}: folder {parent!r} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"--json {path!r}: folder {parent!r} is not writable"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return f"--json {path!r} exists and is not writable"
+    return None
+
+
+def _search(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.claim not in OBJECTIVES:
+        parser.error(f"unknown search claim {args.claim!r}; known: {', '.join(OBJECTIVES.names())}")
+    if args.budget < 1 or args.seed < 0 or args.popsize < 1 or args.confirm < 0:
+        parser.error(f"--budget and --popsize must be >= 1, --seed and --confirm >= 0; got {args.budget}, "
+                     f"{args.popsize}, {args.seed}, {args.confirm}")
+    print(search(args.claim, args.budget, args.seed, args.popsize, args.confirm).format())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run `python -m theory` with `argv`; returns the exit status (see the module docstring)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "search":
+        return _search(parser, args)
     if args.instances < 1 or args.workers < 1:
-        parser.error("--instances and --workers must be >= 1")
+        parser.error(f"--instances and --workers must be >= 1, got {args.instances} and {args.workers}")
+    if args.seed < 0:
+        parser.error(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.json is not None and (why := _json_target_problem(args.json)):
+        parser.error(why)
     known = sorted(load_claim_checks(), key=_claim_key)
     wanted = known if args.claims is None else [c.strip().upper() for c in args.claims.split(",") if c.strip()]
     unknown = [c for c in wanted if c not in known]
     if unknown or not wanted:
         parser.error(f"unknown claim(s) {unknown or args.claims!r}; known: {', '.join(known)}")
     start = time.perf_counter()
-    results = run_claims(wanted, args.instances, args.seed, args.workers)
+    try:
+        results = run_claims(wanted, args.instances, args.seed, args.workers)
+    except Exception as exc:  # exit 1 is reserved for a failed proven statement
+        traceback.print_exc()
+        print(f"internal error while running the checks: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
     elapsed = time.perf_counter() - start
     print(format_table(results))
     print(f"\n{len(results)} claims, {args.instances} instances each, seed {args.seed}, "

@@ -57,6 +57,24 @@ def _established(a: np.ndarray) -> tuple[bool, float]:
     return margin > 0, margin
 
 
+def c10_margin(res: list[SeedResult]) -> float:
+    """C10's margin on AdamW-pretrained results: min(established SGD/AdamW gap, LOG_TOL - mean log(sgd_fe/adamw))."""
+    return min(_established(_log_ratio(res, "sgd", "adamw"))[1],
+               LOG_TOL - float(_log_ratio(res, "sgd_fe", "adamw").mean()))
+
+
+def c11_margin(res: list[SeedResult]) -> float:
+    """C11's margin on AdamW-pretrained results: LOG_TOL - mean log(OOD_adamw / OOD_adamw_fe)."""
+    return LOG_TOL - float(_log_ratio(res, "adamw", "adamw_fe").mean())
+
+
+def c12_margin(table: dict[str, list[SeedResult]]) -> float:
+    """C12's margin: min over (gap after AdamW pretraining, its paired excess over SGD pretraining) of
+    mean - Z_SEM sem - LOG_TOL."""
+    g = {pre: _log_ratio(table[pre], "sgd", "adamw") for pre in ("sgd", "adamw")}
+    return min(_established(g["adamw"])[1], _established(g["adamw"] - g["sgd"])[1])
+
+
 def _ood_means(results: list[SeedResult]) -> dict[str, float]:
     return {m: float(np.mean([r.selected[m].ood_loss for r in results])) for m in results[0].selected}
 
@@ -112,7 +130,7 @@ def check_c10(instances: int, seed: int) -> ClaimResult:
     gap = _log_ratio(res, "sgd", "adamw")
     closed = _log_ratio(res, "sgd_fe", "adamw")
     nomom = _log_ratio(res, "sgd_fe_nomom", "adamw")
-    has_gap, gap_margin = _established(gap)
+    has_gap = _established(gap)[0]
     violations = int(np.sum(closed > LOG_TOL))
     numbers = {
         "mean_log_ood_sgd_over_adamw": float(gap.mean()),
@@ -125,7 +143,7 @@ def check_c10(instances: int, seed: int) -> ClaimResult:
         "embed_move_perp_adamw": float(np.mean([r.selected["adamw"].embed_move_perp for r in res])),
         **{f"ood_{m}": v for m, v in _ood_means(res).items()},
     }
-    margin = min(gap_margin, LOG_TOL - float(closed.mean()))
+    margin = c10_margin(res)
     detail = (
         f"AdamW-pretrained: OOD sgd {numbers['ood_sgd']:.3f}, adamw {numbers['ood_adamw']:.3f}, "
         f"sgd_fe {numbers['ood_sgd_fe']:.3f}, sgd_fe_nomom {numbers['ood_sgd_fe_nomom']:.3f}; "
@@ -156,7 +174,7 @@ def check_c11(instances: int, seed: int) -> ClaimResult:
     detail = (f"AdamW-pretrained: OOD adamw {means['adamw']:.3f} vs adamw_fe {means['adamw_fe']:.3f} "
               f"(log gain from freezing {gain.mean():+.3f} +- {_sem(gain):.3f} sem; SGD's {sgd_gain.mean():+.3f}); "
               f"{_scope(k)}")
-    margin = LOG_TOL - float(gain.mean())
+    margin = c11_margin(res)
     return ClaimResult("C11", "pass" if margin >= 0 else "fail", numbers, detail, instances=k,
                        violations=int(np.sum(gain > LOG_TOL)), worst_margin=margin)
 
@@ -173,9 +191,8 @@ def check_c12(instances: int, seed: int) -> ClaimResult:
     table = _table(k, seed)
     g = {pre: _log_ratio(table[pre], "sgd", "adamw") for pre in ("sgd", "adamw")}
     diff = g["adamw"] - g["sgd"]
-    gap_ok, gap_margin = _established(g["adamw"])
-    diff_ok, diff_margin = _established(diff)
-    margin = min(gap_margin, diff_margin)
+    gap_ok, diff_ok = _established(g["adamw"])[0], _established(diff)[0]
+    margin = c12_margin(table)
     numbers = {
         "gap_after_adamw_pre": float(g["adamw"].mean()),
         "sem_gap_after_adamw_pre": _sem(g["adamw"]),

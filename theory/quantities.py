@@ -17,16 +17,28 @@ __all__ = ["cos_max_angle", "feature_error", "head_alignment_error", "ft_lower_b
 def cos_max_angle(B0: np.ndarray, S_basis: np.ndarray) -> float:
     """cos theta_max(R0, S_perp) = sigma_k(E^T F) (theory-facts, used by Thm 3.2/3.3).
 
-    E, F: orthonormal bases of R0 = rowspace(B0) (dim k) and S_perp. Computed without forming F:
-    E^T F F^T E = I - E^T Q Q^T E for Q a basis of S, so sigma_k(E^T F)^2 = 1 - ||E^T Q||_2^2.
-    Requires dim S_perp >= k (else the smallest of k singular values is 0 by convention here).
+    Parameters
+    ----------
+    B0 : ndarray
+        k x d features; R0 = rowspace(B0) with orthonormal basis E (d x k).
+    S_basis : ndarray
+        d x m orthonormal basis Q of S; F is a basis of S_perp (never formed).
+
+    Returns
+    -------
+    float
+        sigma_k(E^T F) = sigma_min(P_perp E) = sigma_min(E - Q (Q^T E)), computed in O(d k m) and
+        accurate near 0 (no 1 - cos^2 cancellation). 0 when dim S_perp < k.
+
+    References
+    ----------
+    Kumar et al., arXiv:2202.10054, Thm 3.2/3.3.
     """
     d, m = S_basis.shape
     E = np.linalg.qr(B0.T)[0]
     if d - m < E.shape[1]:
         return 0.0
-    top = np.linalg.norm(E.T @ S_basis, 2) if m else 0.0
-    return float(np.sqrt(max(0.0, 1.0 - top ** 2)))
+    return float(np.linalg.svd(E - S_basis @ (S_basis.T @ E), compute_uv=False)[-1])
 
 
 def head_alignment_error(v0: np.ndarray, v_star: np.ndarray, B0: np.ndarray, B_star: np.ndarray) -> float:
@@ -53,7 +65,7 @@ def ft_lower_bound(problem: Problem, v0: np.ndarray | None = None, sigma_factor:
     phi = head_alignment_error(v0, problem.v_star, problem.B0, problem.B_star)
     core = (cos_max_angle(problem.B0, problem.S_basis) / np.sqrt(problem.k)
             * min(phi, phi ** 2 / w) / (1.0 + w) ** 2 - problem.eps)
-    c = float(np.sqrt(np.linalg.eigvalsh(problem.Sigma)[0])) if sigma_factor else 1.0
+    c = float(np.sqrt(problem.sigma_min)) if sigma_factor else 1.0
     return c * core
 
 

@@ -109,3 +109,75 @@ def test_early_stop_changes_nothing_measurable():
     np.testing.assert_allclose(stopped.v_final, full.v_final, atol=1e-8)
     np.testing.assert_allclose(stopped.features(), full.features(), atol=1e-8)
     assert abs(stopped.ood_loss[-1] - full.ood_loss[-1]) < 1e-8
+
+
+def _reduced_rhs_and_jac(p):
+    """The reduced FT right-hand side and Jacobian, through the solver call simulate makes."""
+    import theory.flows as flows
+
+    seen = {}
+    real = flows._solve
+
+    def spy(rhs, jac, y0, t, *args):
+        seen.update(rhs=rhs, jac=jac, y0=y0)
+        return real(rhs, jac, y0, t, *args)
+
+    flows._solve = spy
+    try:
+        simulate(p, "ft", solver="Radau", n_times=3, t_max=1e-3)
+    finally:
+        flows._solve = real
+    return seen
+
+
+def test_analytic_jacobian_matches_finite_differences():
+    p = make_problem(30, 3, 12, m=6, eps=0.4, head_scale=0.7, seed=9)
+    seen = _reduced_rhs_and_jac(p)
+    y = seen["y0"] + 0.3 * np.random.default_rng(0).standard_normal(seen["y0"].size)
+    J = seen["jac"](0.0, y).toarray()
+    h = 1e-6
+    fd = np.column_stack([(seen["rhs"](0.0, y + h * e) - seen["rhs"](0.0, y - h * e)) / (2 * h)
+                          for e in np.eye(y.size)])
+    np.testing.assert_allclose(J, fd, atol=1e-7 * max(1.0, np.abs(fd).max()))
+
+
+@pytest.mark.parametrize("solver", ["DOP853", "Radau"])
+def test_grid_values_meet_the_stated_accuracy_against_closed_form_lp(solver):
+    """Every grid value of the LP flow is within GRID_RTOL (relative to max |v|) of
+    v(t) = v_inf + U exp(-2 Lambda t) U^T (v0 - v_inf), on a stiff problem (m = n) too."""
+    from theory.flows import GRID_RTOL, lp_closed_form
+
+    for p in (make_problem(40, 3, 24, m=8, eps=0.2, head_scale=1.0, seed=0),
+              make_problem(300, 4, 60, eps=0.3, head_scale=1.0, seed=1)):
+        tr = simulate(p, "lp", solver=solver)
+        exact = lp_closed_form(p, tr.t)
+        assert np.abs(tr.v - exact).max() <= GRID_RTOL * np.abs(exact).max()
+
+
+def test_auto_solver_takes_radau_when_stiff_and_agrees_with_dop853():
+    from theory.flows import STIFF_INDEX, stiffness_index
+
+    p = make_problem(60, 3, 12, eps=0.2, seed=0)                     # m = n: square, ill-conditioned data
+    assert stiffness_index(p, "ft") > STIFF_INDEX
+    auto = simulate(p, "ft")
+    assert auto.solver == "Radau" and auto.stopped_at is not None
+    explicit = simulate(p, "ft", solver="DOP853")
+    assert abs(auto.ood_loss[-1] - explicit.ood_loss[-1]) <= 1e-8 * explicit.ood_loss[-1]
+    easy = make_problem(40, 3, 24, m=8, seed=2)
+    assert stiffness_index(easy, "ft") < STIFF_INDEX and simulate(easy, "ft").solver == "DOP853"
+
+
+def test_default_horizon_covers_a_small_in_s_target():
+    """d >> m leaves little of w* in S (||P_S w*||^2 ~ m/d): the horizon must still let FT converge."""
+    p = make_problem(4000, 3, 40, m=10, eps=0.2, seed=3)
+    assert np.sum((p.S_basis.T @ p.w_star) ** 2) < 0.01
+    tr = simulate(p, "ft")
+    assert tr.stopped_at is not None and tr.stopped_at < tr.t[-1]
+
+
+def test_lpft_at_rest_takes_the_implicit_solver():
+    """k >= m: LP already fits S, LP-FT starts at rest (no early stop) with a large head: Radau."""
+    p = make_problem(186, 4, 35, m=4, eps=0.43, ood="random", head_scale=0.12, w_norm=3.18, seed=211547)
+    tr = simulate(p, "lpft")
+    assert tr.solver == "Radau" and tr.stopped_at is None
+    assert abs(tr.ood_loss[-1] - p.ood_loss(lp_limit(p), p.B0)) <= 1e-9 * tr.ood_loss[-1]

@@ -1,5 +1,6 @@
 """Problem generator: reproducibility, the requested eps is met exactly, and bad input is rejected."""
 import dataclasses
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -14,7 +15,13 @@ def _arrays(p: Problem) -> dict:
 def test_same_parameters_same_problem():
     a, b = make_problem(30, 2, 10, m=6, eps=0.3, ood="random", seed=4), make_problem(30, 2, 10, m=6, eps=0.3, ood="random", seed=4)
     for name, arr in _arrays(a).items():
-        np.testing.assert_array_equal(arr, _arrays(b)[name], err_msg=name)
+        if name == "Sigma":
+            arr, other = arr.dense(), b.Sigma.dense()
+        else:
+            other = _arrays(b)[name]
+        np.testing.assert_array_equal(arr, other, err_msg=name)
+    rebuilt = make_problem(**dataclasses.asdict(a.spec))
+    np.testing.assert_array_equal(rebuilt.X, a.X)
     c = make_problem(30, 2, 10, m=6, eps=0.3, ood="random", seed=5)
     assert not np.allclose(a.X, c.X)
 
@@ -34,7 +41,7 @@ def test_subspace_dimension_and_labels():
 @pytest.mark.parametrize("ood,in_S", [("in_S", True), ("out_S", False)])
 def test_ood_share_lands_where_requested(ood, in_S):
     p = make_problem(30, 2, 10, m=6, ood=ood, ood_share=0.9, seed=3)
-    share = np.trace(p.S_basis.T @ p.Sigma @ p.S_basis) / np.trace(p.Sigma)
+    share = np.trace(p.S_basis.T @ p.Sigma @ p.S_basis) / p.Sigma.trace()
     assert abs(share - (0.9 if in_S else 0.1)) < 1e-12
 
 
@@ -46,7 +53,10 @@ def test_arrays_are_read_only():
 
 @pytest.mark.parametrize("kwargs,msg", [
     (dict(d=30, k=10, n=10), "k < n"),
-    (dict(d=14, k=5, n=10), "k < d - n"),
+    (dict(d=14, k=5, n=10), "k < d - m"),
+    (dict(d=30, k=2, n=10, seed=-1), "seed"),
+    (dict(d=30, k=2, n=10, seed=1.5), "seed"),
+    (dict(d=30, k=2, n=10, ood="random", ood_rank=31), "ood_rank"),
     (dict(d=30, k=2, n=10, m=11), "m <= n"),
     (dict(d=30, k=2, n=10, eps=2.0), "eps"),
     (dict(d=30, k=2, n=10, ood="weird"), "ood"),
@@ -80,4 +90,38 @@ def test_problem_rejects_bad_arrays():
         _replace(p, X=X)
     with pytest.raises(ValueError, match="v0 must have shape"):
         _replace(p, v0=np.zeros(3))
-    assert dataclasses.is_dataclass(p)
+    with pytest.raises(AttributeError, match="read-only"):
+        p.eps = 0.0
+
+
+def test_only_s_perp_needs_room_for_the_features():
+    """k < d - m is the condition (dim S_perp), not k < d - n."""
+    p = make_problem(12, 3, 10, m=4, seed=0)
+    assert p.d - p.n <= p.k < p.d - p.m
+
+
+def test_coordinates_and_dense_inputs_give_the_same_problem():
+    p = make_problem(40, 3, 20, m=7, eps=0.3, ood="in_S", seed=6)
+    q = Problem(p.X, p.Y, p.B_star, p.v_star, p.B0, p.v0, p.Sigma.dense())
+    np.testing.assert_allclose(p.S_basis @ p.S_basis.T, q.S_basis @ q.S_basis.T, atol=1e-12)
+    np.testing.assert_allclose(p.gram_eigenvalues, q.gram_eigenvalues, rtol=1e-12)
+    np.testing.assert_allclose(p.coords @ p.S_basis.T, p.X, atol=1e-12)
+    assert abs(p.sigma_min - q.sigma_min) < 1e-12 and abs(p.eps - q.eps) < 1e-12
+    v, B = p.v0 + 0.3, p.B0
+    for loss in ("ood_loss", "id_loss", "train_loss"):
+        assert abs(getattr(p, loss)(v, B) - getattr(q, loss)(v, B)) < 1e-12, loss
+
+
+def test_no_d_by_d_array_at_scale():
+    """d = 20,000, n = 200, k = 5 (identity and rank-10 random Sigma) in O(d (m + k)) memory.
+
+    The dense generator needed 12.85 GB here; 8 d x (m + k) blocks are 0.3 GB.
+    """
+    for kw in (dict(ood="identity"), dict(ood="random", ood_rank=10)):
+        tracemalloc.start()
+        p = make_problem(20_000, 5, 200, seed=0, **kw)
+        p.ood_projections
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 8 * 20_000 * 205 * 8, (kw, peak)
+        assert p.sigma_min > 0
