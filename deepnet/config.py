@@ -10,6 +10,12 @@ from typing import Any
 # Fields that change how fast or where a run executes but not what it computes (up to numerics);
 # they stay out of key() so a sweep resumes on another machine or with more loader workers.
 EXECUTION_ONLY = ("num_workers", "device", "data_root")
+# Speed options (measured by deepnet.gpucheck), added after results were recorded: each enters key()
+# only when switched on, so configs that leave them off keep their run directories. Off by default,
+# since each can change the numbers a run computes: compiled kernels and fused optimizers round
+# differently, TF32 matmuls keep 10 mantissa bits, and persistent loader workers keep their random
+# streams across epochs (a resumed run then no longer replays an uninterrupted one's augmentations).
+SPEED_OPTIONS = ("compile", "fused_optimizer", "tf32", "persistent_workers")
 
 
 @dataclass
@@ -18,7 +24,10 @@ class RunConfig:
 
     ``epochs=None`` uses the dataset's paper epochs and ``weight_decay=None`` the method's default.
     ``amp`` only takes effect on GPU. ``max_train_steps`` caps optimizer steps (smoke tests);
-    the cosine schedule is then laid over the capped step count.
+    the cosine schedule is then laid over the capped step count. :data:`SPEED_OPTIONS`:
+    ``compile`` (``torch.compile`` the model in place), ``fused_optimizer`` (SGD / AdamW fused
+    kernels), ``tf32`` (float32 matmuls on TF32 tensor cores; under bf16 autocast only the matmuls
+    autocast leaves in float32), ``persistent_workers`` (loader workers kept between epochs).
     """
 
     model: str
@@ -39,6 +48,10 @@ class RunConfig:
     max_train_steps: int | None = None
     num_workers: int = 2
     device: str = "auto"
+    compile: bool = False
+    fused_optimizer: bool = False
+    tf32: bool = False
+    persistent_workers: bool = False
 
     def __post_init__(self) -> None:
         self.lr = float(self.lr)  # so lr=1 and lr=1.0 give the same key()
@@ -57,6 +70,8 @@ class RunConfig:
             raise ValueError(f"weight_decay must be >= 0 or None, got {self.weight_decay}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.persistent_workers and self.num_workers == 0:
+            raise ValueError("persistent_workers needs num_workers >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -73,10 +88,11 @@ class RunConfig:
     def key(self) -> str:
         """Stable 16-hex-digit hash of everything that determines the result (the sweep run dir name).
 
-        Execution-only fields (num_workers, device, data_root) are left out. Floats are hashed by
-        ``repr`` so 1e-4 and 0.0001 agree.
+        Execution-only fields (num_workers, device, data_root) are left out, and so are the speed
+        options that are off. Floats are hashed by ``repr`` so 1e-4 and 0.0001 agree.
         """
-        payload = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
+        payload = {k: v for k, v in self.to_dict().items()
+                   if k not in EXECUTION_ONLY and (k not in SPEED_OPTIONS or v)}
         text = json.dumps(payload, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

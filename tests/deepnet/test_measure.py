@@ -264,13 +264,13 @@ def test_throughput_counts_every_optimizer_step(monkeypatch):
     steps_taken = []
     real_build = get_method("adamw").build_optimizer
 
-    def counting_build(model, layer_map, lr):
-        optimizer = real_build(model, layer_map, lr)
+    def counting_build(model, layer_map, lr, **kw):
+        optimizer = real_build(model, layer_map, lr, **kw)
         optimizer.register_step_post_hook(lambda *args: steps_taken.append(1))
         return optimizer
 
     method = get_method("adamw")
-    monkeypatch.setattr(type(method), "build_optimizer", lambda self, m, lm, lr: counting_build(m, lm, lr))
+    monkeypatch.setattr(type(method), "build_optimizer", lambda self, m, lm, lr, **kw: counting_build(m, lm, lr, **kw))
     model, layer_map = tiny_vit()
     x, y, _ = batches(1, size=2)[0]
     throughput.measure_throughput(model, layer_map, method, x, y, steps=3, warmup=2)
