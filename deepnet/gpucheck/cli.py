@@ -53,7 +53,7 @@ class Plan:
     ``models`` pairs each model with its timed batch size; ``speed_*`` name the model, method and
     batch the speed options and the profile are measured on; ``loader_*`` size the data-loader
     runs; ``compile_backend`` is torch.compile's; ``deadline_s`` the time after which no new
-    measurement starts.
+    measurement starts, and ``compile_needs_s`` the time a compiled variant needs left to start.
     """
 
     name: str
@@ -70,18 +70,20 @@ class Plan:
     loader_epochs: int
     compile_backend: str
     deadline_s: float
+    compile_needs_s: float
 
 
-# One H200: ViT-B/16 at batch 256 and ViT-L/14 at 128 fill the chip (about 16 and 30 GB of bf16
-# activations); five methods each, the speed options and the profile fit in 6.5 minutes.
+# One H200: ViT-B/16 at batch 256 and ViT-L/14 at 128 keep it busy (about 16 and 30 GB of bf16
+# activations); five methods each, the speed options and the profile fit in 6.5 minutes, where
+# inductor's compilation of ViT-B/16 (forward and backward) takes one to two of them.
 FULL = Plan(name="full", models=(("clip_vit_b16", 256), ("clip_vit_l14", 128)), methods=METHODS, steps=10, warmup=3,
             matmul_n=8192, speed_model="clip_vit_b16", speed_method="sgd", speed_batch=256, loader_workers=8,
-            loader_batches=6, loader_epochs=3, compile_backend="inductor", deadline_s=390)
+            loader_batches=6, loader_epochs=3, compile_backend="inductor", deadline_s=390, compile_needs_s=120)
 # Every stage on a CPU in seconds: the two small offline models, two timed steps, torch.compile's
 # "eager" backend (graph capture without code generation, which takes minutes on a CPU).
 TINY = Plan(name="tiny", models=(("small_vit", 4), ("small_resnet", 4)), methods=METHODS, steps=1, warmup=1,
             matmul_n=256, speed_model="small_vit", speed_method="sgd", speed_batch=4, loader_workers=2,
-            loader_batches=2, loader_epochs=2, compile_backend="eager", deadline_s=300)
+            loader_batches=2, loader_epochs=2, compile_backend="eager", deadline_s=300, compile_needs_s=0)
 
 SPEED_VARIANTS = (
     bench.Variant("bf16", "bf16"),
@@ -98,11 +100,11 @@ LOADER_VARIANTS = ((False, False), (True, False), (True, True))
 class Check:
     """One run of the check: its plan, device, output folder, clock and the summary it builds."""
 
-    def __init__(self, plan: Plan, device: torch.device, out: Path, argv: list[str]) -> None:
+    def __init__(self, plan: Plan, device: torch.device, out: Path, argv: list[str], commit: str | None) -> None:
         self.plan, self.device, self.out = plan, device, out
         self.start = time.perf_counter()
         self.summary: dict[str, Any] = {
-            "plan_name": plan.name, "plan": dataclasses.asdict(plan), "commit": git_commit(),
+            "plan_name": plan.name, "plan": dataclasses.asdict(plan), "commit": commit,
             "command": f"{PROG} " + " ".join(argv), "device": str(device),
             "device_name": bench.device_name(device), "env": environment(device), "stages": {},
         }
@@ -139,11 +141,13 @@ class Check:
                 write_rows(self.out, stem, s[stem])
 
     def _each(self, items: list[Any], measure: Callable[[Any], dict[str, Any]],
-              label: Callable[[Any], dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-        """``measure`` each item while time is left; an item that raises gives an error row."""
+              label: Callable[[Any], dict[str, Any]],
+              needs_s: Callable[[Any], float] = lambda item: 0.0) -> tuple[list[dict[str, Any]], str]:
+        """``measure`` each item while more than ``needs_s(item)`` seconds are left before the
+        deadline; an item that raises gives an error row."""
         rows, skipped = [], 0
         for item in items:
-            if self.time_left() <= 0:
+            if self.time_left() <= needs_s(item):
                 skipped += 1
                 continue
             try:
@@ -201,7 +205,8 @@ class Check:
         def label(item: Any) -> dict[str, Any]:
             return {"variant": item.name if isinstance(item, bench.Variant) else f"loader {item}"}
 
-        rows, note = self._each(items, measure, label)
+        rows, note = self._each(items, measure, label, needs_s=lambda item: p.compile_needs_s
+                                if isinstance(item, bench.Variant) and item.compile else 0.0)
         loader_base = next((r["variant"] for r in rows if "pin_memory" in r), None)
         for r in rows:
             r.setdefault("baseline", loader_base)
@@ -248,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deadline-s", type=float, default=None,
                    help=f"start no measurement after this many seconds (default {FULL.deadline_s:g}, "
                         f"--tiny {TINY.deadline_s:g})")
+    p.add_argument("--commit", default=None,
+                   help="the code's git commit to record (default: asked of git; a device machine "
+                        "receives the working tree without its history)")
     p.add_argument("--render", type=Path, default=None, metavar="SUMMARY_JSON",
                    help="print the README tables generated from a summary.json and exit")
     return p
@@ -277,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.deadline_s <= 0:
             parser.error(f"--deadline-s must be > 0, got {a.deadline_s}")
         plan = dataclasses.replace(plan, deadline_s=a.deadline_s)
-    check = Check(plan, device, a.out, argv)
+    check = Check(plan, device, a.out, argv, a.commit or git_commit())
     ok = check.run(a.stages)
     print(report.render_summary(check.summary), end="")
     return 0 if ok else 1
