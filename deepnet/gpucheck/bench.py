@@ -131,7 +131,8 @@ def measure_method(model_name: str, method_name: str, batch_size: int, device: t
         at ``batch_size``), ``device_name``, ``flops_per_step``, ``flops_by_op``,
         ``achieved_flops_per_s`` (FLOPs / median step time), ``mfu`` (that over
         ``matmul_flops_per_s``, None without it), and ``memory_fp32`` / ``memory_bf16`` (batch-1
-        :class:`~deepnet.measure.memory.TrainingMemory` dicts).
+        :class:`~deepnet.measure.memory.TrainingMemory` dicts) with their ``held_bytes`` also as
+        ``memory_fp32_held_bytes`` / ``memory_bf16_held_bytes``.
     """
     torch.manual_seed(0)
     bundle = create_model(model_name, num_classes=NUM_CLASSES, pretrained=False, device=device)
@@ -140,6 +141,7 @@ def measure_method(model_name: str, method_name: str, batch_size: int, device: t
     one_x, one_y = _batch(bundle, 1, device)
     memory = {f"memory_{label}": measure_training_step(model, layer_map, method, one_x, one_y, amp=amp).as_dict()
               for label, amp in (("fp32", False), ("bf16", True))}
+    held = {f"{key}_held_bytes": mem["held_bytes"] for key, mem in memory.items()}  # the CSV's scalar columns
     x, y = _batch(bundle, batch_size, device, seed=1)
     flops, by_op = step_flops(model, layer_map, method_name, x, y, amp=True)
     t = measure_throughput(model, layer_map, method, x, y, steps=steps, warmup=warmup, amp=True)
@@ -148,7 +150,7 @@ def measure_method(model_name: str, method_name: str, batch_size: int, device: t
     release(device)
     return {"model": model_name, "device_name": device_name(device), **t.as_dict(), "input_size": list(one_x.shape[2:]),
             "flops_per_step": flops, "flops_by_op": by_op, "achieved_flops_per_s": achieved,
-            "mfu": achieved / matmul_flops_per_s if matmul_flops_per_s else None, **memory}
+            "mfu": achieved / matmul_flops_per_s if matmul_flops_per_s else None, **memory, **held}
 
 
 @dataclass(frozen=True)
