@@ -18,8 +18,15 @@ ISSUE_COMPARISONS = {("clip_vit_b16", "adamw", "sgd_freeze_embed"), ("clip_vit_b
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
+    """One tiny run shared by the tests below, on one torch thread (tiny operators gain nothing from
+    two, and a loaded CI machine makes two threads wait on each other)."""
     out = tmp_path_factory.mktemp("gpucheck")
-    rc = cli.main(["--tiny", "--device", "cpu", "--out", str(out)])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rc = cli.main(["--tiny", "--device", "cpu", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
     return rc, out, read_json(out / "summary.json")
 
 
