@@ -211,9 +211,16 @@ class Check:
         for r in rows:
             r.setdefault("baseline", loader_base)
         by_name = {r["variant"]: r for r in rows if "error" not in r}
+        # MFU from images/s, with the FLOPs the methods stage counted for this model, method and batch
+        flops = next((m["flops_per_step"] for m in self.summary.get("methods", []) if "error" not in m
+                      and (m["model"], m["method"], m["batch_size"]) == (p.speed_model, p.speed_method, p.speed_batch)),
+                     None)
+        rate = self.summary.get("matmul", {}).get("flops_per_s")
         for r in rows:
             base = by_name.get(r["baseline"])
             r["speedup"] = r["images_per_s"] / base["images_per_s"] if base and "error" not in r else None
+            r["mfu"] = (flops * r["images_per_s"] / r["batch_size"] / rate
+                        if flops and rate and "error" not in r else None)
         self.summary["speed"] = rows
         return ("error" if any("error" in r for r in rows) else "ok"), note
 

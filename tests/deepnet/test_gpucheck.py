@@ -80,9 +80,12 @@ def test_speed_stage_measures_each_option_against_its_baseline(tiny):
     assert set(rows) >= {v.name for v in cli.SPEED_VARIANTS} | {"bf16 (again)"}
     loaders = [r for r in s["speed"] if "pin_memory" in r]
     assert [(r["pin_memory"], r["persistent_workers"]) for r in loaders] == list(cli.LOADER_VARIANTS)
+    flops = next(m["flops_per_step"] for m in s["methods"] if (m["model"], m["method"], m["batch_size"])
+                 == (cli.TINY.speed_model, cli.TINY.speed_method, cli.TINY.speed_batch))
     for r in s["speed"]:
         assert "error" not in r and r["images_per_s"] > 0
         assert r["speedup"] == pytest.approx(r["images_per_s"] / rows[r["baseline"]]["images_per_s"])
+        assert r["mfu"] == pytest.approx(flops * r["images_per_s"] / r["batch_size"] / s["matmul"]["flops_per_s"])
     assert rows["bf16"]["speedup"] == 1.0 and rows["fp32 + TF32"]["baseline"] == "fp32"
     assert "torch.compile (eager)" in rows["bf16 + compile"]["options"]
     assert all(r["baseline"] == loaders[0]["variant"] for r in loaders)
