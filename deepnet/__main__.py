@@ -84,6 +84,12 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format (faster convnets)")
     p.add_argument("--max-train-steps", type=int, default=None, help="stop after N optimizer steps (smoke tests)")
     p.add_argument("--num-workers", type=int, default=2, help="data loader workers per process")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (speed option; rounds differently)")
+    p.add_argument("--fused-optimizer", action="store_true", help="fused SGD / AdamW kernels (speed option)")
+    p.add_argument("--tf32", action="store_true", help="float32 matmuls on TF32 tensor cores (speed option)")
+    p.add_argument("--persistent-workers", action="store_true",
+                   help="keep loader workers between epochs (speed option; their random streams then run on, "
+                        "so a resumed run no longer replays an uninterrupted one's augmentations)")
     p.add_argument("--device", default="auto", help="auto (GPU if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--out", default=None, help="run directory (default: runs/<config key>)")
     p.add_argument("--keep-checkpoint", action="store_true", help="keep OUT/checkpoint.pt after the run ends")
@@ -101,6 +107,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         channels_last=args.channels_last, max_train_steps=args.max_train_steps,
         num_workers=args.num_workers, device=args.device, dataset_kind=args.dataset_kind,
         metric=args.metric, augment=args.augment, plugins=args.imports,
+        compile=args.compile, fused_optimizer=args.fused_optimizer, tf32=args.tf32,
+        persistent_workers=args.persistent_workers,
     )
 
 

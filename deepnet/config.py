@@ -23,6 +23,13 @@ BOOL_SPELLINGS = {"true": True, "false": False, "True": True, "False": False}
 _ACCEPTED = {bool: "a boolean (true/false/True/False)", int: "an integer", float: "a finite number",
              str: "a string"}
 
+# Speed options (measured by deepnet.gpucheck), added after results were recorded: each enters key()
+# only when switched on, so configs that leave them off keep their run directories. Off by default,
+# since each can change the numbers a run computes: compiled kernels and fused optimizers round
+# differently, TF32 matmuls keep 10 mantissa bits, and persistent loader workers keep their random
+# streams across epochs (a resumed run then no longer replays an uninterrupted one's augmentations).
+SPEED_OPTIONS = ("compile", "fused_optimizer", "tf32", "persistent_workers")
+
 
 @dataclass
 class RunConfig:
@@ -43,6 +50,11 @@ class RunConfig:
     (None: :data:`USER_DATASET_DEFAULTS`); see :func:`deepnet.data.user.register_user_dataset`.
     ``plugins`` are modules (or ``.py`` files) the run imports before building its model and data,
     so names they register resolve in every worker (:mod:`deepnet.plugins`).
+
+    :data:`SPEED_OPTIONS`:
+    ``compile`` (``torch.compile`` the model in place), ``fused_optimizer`` (SGD / AdamW fused
+    kernels), ``tf32`` (float32 matmuls on TF32 tensor cores; under bf16 autocast only the matmuls
+    autocast leaves in float32), ``persistent_workers`` (loader workers kept between epochs).
     """
 
     model: str
@@ -67,6 +79,10 @@ class RunConfig:
     metric: str | None = None
     augment: str | None = None
     plugins: list[str] = field(default_factory=list)
+    compile: bool = False
+    fused_optimizer: bool = False
+    tf32: bool = False
+    persistent_workers: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):  # lr=1 becomes 1.0, so both give the same key()
@@ -92,6 +108,8 @@ class RunConfig:
                 if getattr(self, name) is None:
                     setattr(self, name, default)
         self.plugins = list(self.plugins)
+        if self.persistent_workers and self.num_workers == 0:
+            raise ValueError("persistent_workers needs num_workers >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -108,11 +126,13 @@ class RunConfig:
     def key(self) -> str:
         """Stable 16-hex-digit hash of everything that determines the result (the sweep run dir name).
 
-        Execution-only fields (num_workers, device, data_root, plugins) and user-dataset fields left
-        at None are left out. Floats are hashed by ``repr`` so 1e-4 and 0.0001 agree.
+        Execution-only fields (num_workers, device, data_root, plugins), user-dataset fields left
+        at None and speed options that are off are left out. Floats are hashed by ``repr`` so 1e-4
+        and 0.0001 agree.
         """
         payload = {k: v for k, v in self.to_dict().items()
-                   if k not in EXECUTION_ONLY and not (k in USER_DATASET and v is None)}
+                   if k not in EXECUTION_ONLY and not (k in USER_DATASET and v is None)
+                   and (k not in SPEED_OPTIONS or v)}
         text = json.dumps(payload, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

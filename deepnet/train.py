@@ -36,7 +36,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable
+from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -171,9 +171,27 @@ def train(cfg: RunConfig, run_dir: str | Path, progress: bool = True, keep_check
         if inputs is None:
             seed_everything(cfg.seed)  # the new head's initialisation depends on the seed only
             inputs = build_inputs(cfg)
-        return _Run(cfg, run_dir, ctx, inputs, progress, keep_checkpoint).execute()
+        with float32_matmul_precision(cfg.tf32):
+            return _Run(cfg, run_dir, ctx, inputs, progress, keep_checkpoint).execute()
     finally:
         distributed.shutdown(ctx)
+
+
+@contextlib.contextmanager
+def float32_matmul_precision(tf32: bool) -> Iterator[None]:
+    """float32 matmuls on TF32 tensor cores (``tf32``) or in full float32, restored on exit.
+
+    Parameters
+    ----------
+    tf32 : bool
+        ``torch.set_float32_matmul_precision("high")`` when true, ``"highest"`` when false.
+    """
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 def _wants_cuda(device: str) -> bool:
@@ -255,9 +273,12 @@ class _Run:
             self.model = self.model.to(memory_format=torch.channels_last)
         if cfg.grad_checkpointing:
             self._enable_grad_checkpointing()
+        if cfg.compile:
+            self.model.compile()  # in place: parameter and state-dict names stay those of the model
         self.method.apply_freezing(self.model, self.layer_map)
         wd = self.method.weight_decay if cfg.weight_decay is None else cfg.weight_decay
-        self.optimizer = self.method.build_optimizer(self.model, self.layer_map, cfg.lr, wd)
+        self.optimizer = self.method.build_optimizer(self.model, self.layer_map, cfg.lr, wd,
+                                                     fused=cfg.fused_optimizer)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
@@ -265,7 +286,8 @@ class _Run:
                                           shuffle=True, seed=cfg.seed, drop_last=False)
         self.train_loader = DataLoader(inputs.splits["train"], batch_size=self.micro_batch, sampler=self.sampler,
                                        num_workers=cfg.num_workers, worker_init_fn=_seed_worker,
-                                       pin_memory=self.device.type == "cuda")
+                                       pin_memory=self.device.type == "cuda",
+                                       persistent_workers=cfg.persistent_workers)
         self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.grad_accum)
         self.total_steps = self.steps_per_epoch * self.epochs
         if cfg.max_train_steps is not None:

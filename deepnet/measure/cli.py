@@ -178,7 +178,7 @@ def cmd_memory(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if a.image_size:
         kw["img_size"] = a.image_size
     rows, ratios = [], {}
-    print(f"device {device}; batch {a.batch_size}; fp32; GiB = 2**30 bytes")
+    print(f"device {device}; batch {a.batch_size}; {'bf16 autocast' if a.amp else 'fp32'}; GiB = 2**30 bytes")
     print(f"{'model':18} {'method':30} {'trainable':>12} {'B/param':>8} {'static':>8} {'activ.':>8} "
           f"{'accounted':>9} {'cuda peak':>9} {'AdamW/this':>10}")
     for model in a.models:
@@ -189,13 +189,12 @@ def cmd_memory(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             h, w = bundle.preprocess.input_size
             x = torch.randn(a.batch_size, 3, h, w, device=device)
             y = torch.zeros(a.batch_size, dtype=torch.long, device=device)
-            mem = measure_training_step(bundle.model, bundle.layer_map, get_method(method), x, y)
+            mem = measure_training_step(bundle.model, bundle.layer_map, get_method(method), x, y, amp=a.amp)
             per_model.append({"model": model, "batch_size": a.batch_size, "input_size": [h, w], **mem.as_dict()})
             del bundle, x, y
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-        # the most complete figure measured: CUDA peak, else static + saved activations, else static
-        held = {r["method"]: r["cuda_peak_bytes"] or r["accounted_bytes"] or r["static_bytes"] for r in per_model}
+        held = {r["method"]: r["held_bytes"] for r in per_model}
         ratios[model] = {m: (held["adamw"] / v if "adamw" in held else math.nan) for m, v in held.items()}
         for r in per_model:
             gib = lambda v: f"{v / GIB:8.3f}" if v is not None else f"{'-':>8}"  # noqa: E731
@@ -206,7 +205,8 @@ def cmd_memory(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     stem = f"memory_{device.type}"
     write_rows(a.out, stem, rows)
     save_figure(plot_memory(rows, a.models, a.methods), a.out / f"{stem}.png")
-    return stem, {"device": str(device), "rows": len(rows), "batch_size": a.batch_size, "adamw_over_this": ratios}
+    return stem, {"device": str(device), "rows": len(rows), "batch_size": a.batch_size, "amp": a.amp,
+                  "adamw_over_this": ratios}
 
 
 # --- throughput ---------------------------------------------------------------------------------
@@ -456,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--num-classes", type=int, default=10)
     m.add_argument("--image-size", type=int, default=None, help="override the model's input size")
     m.add_argument("--backend", choices=["timm", "open_clip"], default=None, help="CLIP backend (default timm)")
+    m.add_argument("--amp", action="store_true", help="bfloat16 autocast for forward and loss (default fp32)")
 
     t = sub.add_parser("throughput", help="images/s and peak memory of timed training steps per method",
                        description="Build each model with random weights (speed does not depend on their values), "

@@ -14,6 +14,7 @@ and activations are not counted.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,11 @@ class TrainingMemory:
             return None
         return self.static_bytes + self.saved_activation_bytes
 
+    @property
+    def held_bytes(self) -> int:
+        """The most complete figure measured: the CUDA peak, else static + saved activations, else static."""
+        return self.cuda_peak_bytes or self.accounted_bytes or self.static_bytes
+
     def as_dict(self) -> dict:
         """Fields and derived figures, for JSON."""
         return {
@@ -74,6 +80,7 @@ class TrainingMemory:
             "static_bytes": self.static_bytes,
             "bytes_per_trainable_param": self.bytes_per_trainable_param,
             "accounted_bytes": self.accounted_bytes,
+            "held_bytes": self.held_bytes,
         }
 
 
@@ -127,11 +134,13 @@ def measure_training_step(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     lr: float = 1e-3,
+    amp: bool = False,
 ) -> TrainingMemory:
     """Freeze as ``method`` says, take one optimizer step on (``inputs``, ``targets``) and account memory.
 
     The model is modified (its ``requires_grad`` flags and one update of its weights); pass a
-    model built for the measurement. ``inputs``/``targets`` must be on the model's device.
+    model built for the measurement. ``inputs``/``targets`` must be on the model's device. ``amp``
+    runs forward and loss under bfloat16 autocast (the bf16 copies autograd saves count as activations).
     """
     device = next(model.parameters()).device
     if inputs.device != device or targets.device != device:
@@ -145,11 +154,10 @@ def measure_training_step(
     if on_cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    if counter is None:
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    saving = counter.hooks() if counter is not None else contextlib.nullcontext()
+    with autocast, saving:
         loss = F.cross_entropy(model(inputs), targets)
-    else:
-        with counter.hooks():
-            loss = F.cross_entropy(model(inputs), targets)
     loss.backward()
     optimizer.step()
     cuda_peak = None

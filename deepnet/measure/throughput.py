@@ -50,6 +50,22 @@ class Throughput:
         return asdict(self)
 
 
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, targets: torch.Tensor,
+                  amp: bool = False) -> torch.Tensor:
+    """One training step as every measurement here takes it: zero the gradients, forward and
+    cross-entropy loss (under bfloat16 autocast when ``amp``), backward, optimizer step.
+
+    Returns the loss (detached). Nothing is synchronised: on a GPU the step may still be running.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    autocast = torch.autocast(inputs.device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    with autocast:
+        loss = F.cross_entropy(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def measure_throughput(
     model: nn.Module,
     layer_map: "LayerMap",
@@ -60,11 +76,13 @@ def measure_throughput(
     warmup: int = 3,
     amp: bool = False,
     lr: float = 1e-3,
+    fused: bool = False,
 ) -> Throughput:
     """Freeze as ``method`` says, then time ``steps`` training steps after ``warmup`` untimed ones.
 
-    ``amp`` runs forward and loss under bfloat16 autocast (no loss scaling needed for bf16). The
-    model is modified (freezing flags, weight updates): pass one built for the measurement.
+    ``amp`` runs forward and loss under bfloat16 autocast (no loss scaling needed for bf16);
+    ``fused`` builds the method's fused optimizer (:meth:`~deepnet.methods.base.Method.build_optimizer`).
+    The model is modified (freezing flags, weight updates): pass one built for the measurement.
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
@@ -74,17 +92,12 @@ def measure_throughput(
     if inputs.device != device or targets.device != device:
         raise ValueError(f"inputs and targets must be on the model's device {device}; got {inputs.device} and {targets.device}")
     method.apply_freezing(model, layer_map)
-    optimizer = method.build_optimizer(model, layer_map, lr)
+    optimizer = method.build_optimizer(model, layer_map, lr, fused=fused)
     model.train()
     on_cuda = device.type == "cuda"
 
     def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-        with autocast:
-            loss = F.cross_entropy(model(inputs), targets)
-        loss.backward()
-        optimizer.step()
+        training_step(model, optimizer, inputs, targets, amp)
         if on_cuda:
             torch.cuda.synchronize(device)
 

@@ -102,17 +102,26 @@ class Method:
         ]
 
     def build_optimizer(
-        self, model: nn.Module, layer_map: "LayerMap", lr: float, weight_decay: float | None = None
+        self, model: nn.Module, layer_map: "LayerMap", lr: float, weight_decay: float | None = None,
+        fused: bool = False,
     ) -> torch.optim.Optimizer:
-        """The recipe's optimizer over its trainable parameters (after :meth:`apply_freezing`)."""
+        """The recipe's optimizer over its trainable parameters (after :meth:`apply_freezing`).
+
+        ``fused`` asks torch's SGD / AdamW for their fused kernels (one launch per step instead of
+        torch's default multi-tensor ``foreach`` path; same update, different rounding order);
+        LARS and LAMB have none and refuse it.
+        """
         wd = self.weight_decay if weight_decay is None else weight_decay
         groups = self.param_groups(model, layer_map, wd)
         for g in groups:
             g["lr"] = lr * g["lr_mult"]
+        if fused and self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"fused optimizers exist for sgd and adamw only, not {self.optimizer!r}")
+        impl = {"fused": True} if fused else {}
         if self.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=lr, momentum=self.momentum, weight_decay=wd, nesterov=False)
+            return torch.optim.SGD(groups, lr=lr, momentum=self.momentum, weight_decay=wd, nesterov=False, **impl)
         if self.optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd)
+            return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd, **impl)
         from timm.optim import Lamb, Lars
 
         if self.optimizer == "lars":

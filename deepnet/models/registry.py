@@ -25,7 +25,9 @@ OFFLINE_ENV = "DEEPNET_OFFLINE"
 
 # Family modules that register factories on import. efficientnet_lite and small are written by the
 # offline-models engineer; a family whose module is not present yet is simply not registered.
-_FAMILY_MODULES = ("vit", "openclip", "convnext", "bit", "efficientnet_lite", "small")
+# deepnet.models.openclip registers nothing (vit.py imports it for backend="open_clip" only), so
+# open_clip is needed only by that backend, not by every model.
+_FAMILY_MODULES = ("vit", "convnext", "bit", "efficientnet_lite", "small")
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,20 @@ def test_memory_cli_prints_and_writes_the_table(tmp_path, capsys):
     assert (tmp_path / "memory_cpu.csv").read_text().splitlines()[0].startswith("accounted_bytes,batch_size")
 
 
+def test_memory_cli_amp_saves_bf16_activations(tmp_path):
+    from deepnet.measure.cli import main
+    from common.io import read_json
+
+    for amp in ([], ["--amp"]):
+        main(["memory", "--models", "small_vit", "--methods", "sgd", "--device", "cpu", "--batch-size", "2",
+              "--out", str(tmp_path / ("bf16" if amp else "fp32")), *amp])
+    (fp32,), (bf16,) = (_jsonl(tmp_path / d / "memory_cpu.jsonl") for d in ("fp32", "bf16"))
+    assert read_json(tmp_path / "bf16" / "memory_cpu_summary.json")["amp"] is True
+    assert bf16["static_bytes"] == fp32["static_bytes"]  # fp32 parameters, gradients and state either way
+    assert bf16["saved_activation_bytes"] != fp32["saved_activation_bytes"]
+    assert bf16["held_bytes"] == bf16["accounted_bytes"] == bf16["static_bytes"] + bf16["saved_activation_bytes"]
+
+
 def test_memory_cli_auto_device_without_gpu_is_meta(tmp_path, monkeypatch):
     from deepnet.measure.cli import main
 
@@ -264,13 +278,13 @@ def test_throughput_counts_every_optimizer_step(monkeypatch):
     steps_taken = []
     real_build = get_method("adamw").build_optimizer
 
-    def counting_build(model, layer_map, lr):
-        optimizer = real_build(model, layer_map, lr)
+    def counting_build(model, layer_map, lr, **kw):
+        optimizer = real_build(model, layer_map, lr, **kw)
         optimizer.register_step_post_hook(lambda *args: steps_taken.append(1))
         return optimizer
 
     method = get_method("adamw")
-    monkeypatch.setattr(type(method), "build_optimizer", lambda self, m, lm, lr: counting_build(m, lm, lr))
+    monkeypatch.setattr(type(method), "build_optimizer", lambda self, m, lm, lr, **kw: counting_build(m, lm, lr, **kw))
     model, layer_map = tiny_vit()
     x, y, _ = batches(1, size=2)[0]
     throughput.measure_throughput(model, layer_map, method, x, y, steps=3, warmup=2)

@@ -1,0 +1,6 @@
+"""``python -m deepnet.gpucheck --help``."""
+import sys
+
+from deepnet.gpucheck.cli import main
+
+sys.exit(main())
