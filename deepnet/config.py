@@ -10,6 +10,9 @@ from typing import Any
 # Fields that change how fast or where a run executes but not what it computes (up to numerics);
 # they stay out of key() so a sweep resumes on another machine or with more loader workers.
 EXECUTION_ONLY = ("num_workers", "device", "data_root")
+# Fields that set an option of the run's method (``Method.run_options``); None keeps the method's
+# default and is left out of key(), so runs from before these fields existed keep their keys.
+METHOD_OPTIONS = ("lp_scaling", "lp_max_iter", "normalize_lp", "use_net_val_mode")
 
 
 @dataclass
@@ -19,6 +22,11 @@ class RunConfig:
     ``epochs=None`` uses the dataset's paper epochs and ``weight_decay=None`` the method's default.
     ``amp`` only takes effect on GPU. ``max_train_steps`` caps optimizer steps (smoke tests);
     the cosine schedule is then laid over the capped step count.
+
+    Method options (None: the method's default; :meth:`deepnet.methods.Method.configure`):
+    ``lp_scaling`` (``"per_feature"`` / ``"global"``) and ``lp_max_iter`` (lbfgs iterations per C)
+    of the linear probe of LP / LP-FT, ``normalize_lp`` (rescale the probe's head to a fresh
+    head's std before fine-tuning), ``use_net_val_mode`` (train with the network in eval mode).
     """
 
     model: str
@@ -39,6 +47,10 @@ class RunConfig:
     max_train_steps: int | None = None
     num_workers: int = 2
     device: str = "auto"
+    lp_scaling: str | None = None
+    lp_max_iter: int | None = None
+    normalize_lp: bool | None = None
+    use_net_val_mode: bool | None = None
 
     def __post_init__(self) -> None:
         self.lr = float(self.lr)  # so lr=1 and lr=1.0 give the same key()
@@ -73,10 +85,11 @@ class RunConfig:
     def key(self) -> str:
         """Stable 16-hex-digit hash of everything that determines the result (the sweep run dir name).
 
-        Execution-only fields (num_workers, device, data_root) are left out. Floats are hashed by
-        ``repr`` so 1e-4 and 0.0001 agree.
+        Execution-only fields (num_workers, device, data_root) and method options left at None
+        are left out. Floats are hashed by ``repr`` so 1e-4 and 0.0001 agree.
         """
-        payload = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
+        payload = {k: v for k, v in self.to_dict().items()
+                   if k not in EXECUTION_ONLY and not (k in METHOD_OPTIONS and v is None)}
         text = json.dumps(payload, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

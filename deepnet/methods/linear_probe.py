@@ -28,7 +28,7 @@ import copy
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -49,13 +49,20 @@ SCALINGS = ("per_feature", "global")
 
 @dataclass
 class ProbeFit:
-    """A fitted probe in the space of raw (unstandardized) features: logits = x @ weight.T + bias."""
+    """A fitted probe in the space of raw (unstandardized) features: logits = x @ weight.T + bias.
+
+    ``classes`` are the rows sklearn fitted (the train split's labels; other rows are absent
+    classes, weight 0 and bias ``_ABSENT_CLASS_LOGIT``); ``n_iter`` is lbfgs's iteration count at
+    the chosen C (equal to ``max_iter`` when that solve stopped at the cap).
+    """
 
     weight: np.ndarray  # (num_classes, feature_dim)
     bias: np.ndarray  # (num_classes,)
     C: float
     val_acc: float
     val_acc_by_C: dict[float, float]
+    classes: np.ndarray
+    n_iter: int
 
 
 def fit_linear_probe(
@@ -68,14 +75,42 @@ def fit_linear_probe(
     max_iter: int = 1000,
     scaling: str = "per_feature",
 ) -> ProbeFit:
-    """Fit logistic regression for every C in ``c_grid`` and keep the best on ID validation.
+    """Fit logistic regression along ``c_grid`` and keep the best C on ID validation.
 
-    Ties go to the smaller C (stronger regularisation). Features are scaled with the train split's
-    statistics before the fit, and the returned weights include that map: ``scaling="per_feature"``
-    (what LP and LP-FT use) standardizes each feature; ``"global"`` subtracts one mean and divides
-    by one std over the whole feature matrix, as the LP-FT authors' probe code does (WILDS
-    ``examples/algorithms/swav/finetuning/log_reg_sk.py``). The result is deterministic, so a
-    process remembers its last few fits by content and returns a copy for identical inputs.
+    Parameters
+    ----------
+    train_x, train_y, val_x, val_y : np.ndarray
+        Frozen features and labels of the train and ID-validation splits.
+    num_classes : int
+        Rows of the returned head (classes absent from ``train_y`` get a logit that never wins).
+    c_grid : tuple of float
+        Inverse regularisation strengths, solved in increasing order, each solve warm-started from
+        the previous one (as ``test_log_reg_warm_starting`` in the LP-FT authors' code).
+    max_iter : int
+        lbfgs iterations per C. 1000 fits every C to (near) convergence; the authors' code runs
+        200 per C (20 in an earlier version), so along the warm-started grid a solution is refined
+        over several C values rather than converged at each.
+    scaling : {"per_feature", "global"}
+        ``"per_feature"`` standardizes each feature with the train split's statistics;
+        ``"global"`` subtracts one mean and divides by one std over the whole train feature matrix
+        (the authors' ``normalize_features``). Either map is folded into the returned weights (the
+        authors' ``inv_normalize_weights``).
+
+    Returns
+    -------
+    ProbeFit
+        Ties go to the smaller C (stronger regularisation), as the authors' strict ``>``.
+
+    Notes
+    -----
+    The result is deterministic, so a process remembers its last few fits by content and returns a
+    copy for identical inputs.
+
+    References
+    ----------
+    Kumar et al., "Fine-Tuning can Distort Pretrained Features and Underperform
+    Out-of-Distribution", ICLR 2022 (arXiv:2202.10054), Appendix on linear probing; code:
+    AnanyaKumar/transfer_learning, ``unlabeled_extrapolation/log_reg_sk.py``.
     """
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
@@ -122,9 +157,10 @@ def _fit_linear_probe(
         acc = float(np.mean(clf.predict(vx) == val_y))
         accs[float(C)] = acc
         if best is None or acc > best[1]:
-            best = (float(C), acc, (clf.coef_.copy(), clf.intercept_.copy(), clf.classes_.copy()))
+            best = (float(C), acc, (clf.coef_.copy(), clf.intercept_.copy(), clf.classes_.copy(),
+                                    int(np.max(clf.n_iter_))))
     assert best is not None
-    C, acc, (coef, intercept, classes) = best
+    C, acc, (coef, intercept, classes, n_iter) = best
     if coef.shape[0] == 1:  # binary: sklearn stores one row for class 1; split it symmetrically
         coef = np.concatenate([-coef / 2, coef / 2])
         intercept = np.concatenate([-intercept / 2, intercept / 2])
@@ -134,7 +170,8 @@ def _fit_linear_probe(
     bias = np.full(num_classes, _ABSENT_CLASS_LOGIT)
     weight[classes.astype(int)] = w_raw
     bias[classes.astype(int)] = b_raw
-    return ProbeFit(weight=weight, bias=bias, C=C, val_acc=acc, val_acc_by_C=accs)
+    return ProbeFit(weight=weight, bias=bias, C=C, val_acc=acc, val_acc_by_C=accs,
+                    classes=classes.astype(int), n_iter=n_iter)
 
 
 def _feature_scaling(train_x: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +184,43 @@ def _feature_scaling(train_x: np.ndarray, scaling: str) -> tuple[np.ndarray, np.
         return scaler.mean_, scaler.scale_
     std = train_x.std()
     return np.full(train_x.shape[1], train_x.mean()), np.full(train_x.shape[1], std if std > 0 else 1.0)
+
+
+def normalize_probe(fit: ProbeFit, fresh_weight: np.ndarray) -> ProbeFit:
+    """The probe rescaled so its weights' std equals that of a freshly initialised head.
+
+    Weights and biases of the fitted classes are multiplied by one factor,
+    ``std(fresh_weight) / std(weight of the fitted classes)``, so the head's decisions (argmax) are
+    unchanged and only its scale, hence the size of the gradient it sends into the backbone, goes
+    back to that of a new head: the authors' ``normalize_lp`` (``baseline_train.py``), done before
+    fine-tuning starts. Absent classes keep their never-winning logit.
+
+    Parameters
+    ----------
+    fit : ProbeFit
+        A fitted probe (not modified).
+    fresh_weight : np.ndarray
+        The weight matrix of the head as initialised before the probe is loaded.
+
+    Returns
+    -------
+    ProbeFit
+        A copy with ``weight`` and ``bias`` rescaled.
+
+    References
+    ----------
+    Kumar et al., ICLR 2022 (arXiv:2202.10054); code: AnanyaKumar/transfer_learning,
+    ``unlabeled_extrapolation/baseline_train.py`` (``normalize_lp``).
+    """
+    out = copy.deepcopy(fit)
+    rows = fit.classes
+    std = float(np.std(fit.weight[rows]))
+    if std == 0.0:
+        return out
+    factor = float(np.std(fresh_weight)) / std
+    out.weight[rows] *= factor
+    out.bias[rows] *= factor
+    return out
 
 
 def load_probe_into_head(head: nn.Linear, fit: ProbeFit) -> None:
@@ -162,11 +236,27 @@ def load_probe_into_head(head: nn.Linear, fit: ProbeFit) -> None:
 class ProbeThenTune(Method):
     """Fit the head by linear probing, then (if ``fine_tunes``) fine-tune with the base recipe.
 
-    With ``fine_tunes=False`` this is LP; otherwise LP-FT. The LP stage's chosen C and ID-val
-    accuracy are returned by :meth:`prepare` and recorded in the run's result.
+    With ``fine_tunes=False`` this is LP; otherwise LP-FT (Kumar et al., ICLR 2022,
+    arXiv:2202.10054). The probe's options (``scaling``, ``max_iter``: :func:`fit_linear_probe`;
+    ``normalize_lp``: :func:`normalize_probe` before fine-tuning) and the base recipe's
+    ``net_val_mode`` are fields, set per run by :meth:`configure` from the run's config. The LP
+    stage's chosen C, its ID-val accuracy, lbfgs's iteration count at that C, the head's norm and
+    the options in effect are returned by :meth:`prepare` and recorded in the run's result.
     """
 
     c_grid: tuple[float, ...] = field(default=PAPER_C_GRID)
+    scaling: str = "per_feature"
+    max_iter: int = 1000
+    normalize_lp: bool = False
+    run_options: ClassVar[dict[str, str]] = {**Method.run_options, "lp_scaling": "scaling", "lp_max_iter": "max_iter",
+                   "normalize_lp": "normalize_lp"}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
 
     @property
     def needs_probe_data(self) -> bool:
@@ -177,7 +267,12 @@ class ProbeThenTune(Method):
             raise ValueError(f"method {self.name!r} needs frozen features (probe_data)")
         fit = fit_linear_probe(
             probe_data.train_x, probe_data.train_y, probe_data.val_x, probe_data.val_y,
-            probe_data.num_classes, self.c_grid,
+            probe_data.num_classes, self.c_grid, max_iter=self.max_iter, scaling=self.scaling,
         )
+        if self.normalize_lp:
+            fit = normalize_probe(fit, model.head.weight.detach().cpu().numpy())
         load_probe_into_head(model.head, fit)
-        return {"lp_C": fit.C, "lp_id_val": fit.val_acc}
+        return {"lp_C": fit.C, "lp_id_val": fit.val_acc, "lp_n_iter": fit.n_iter,
+                "lp_head_norm": float(np.linalg.norm(fit.weight)), "lp_scaling": self.scaling,
+                "lp_max_iter": self.max_iter, "normalize_lp": self.normalize_lp,
+                "use_net_val_mode": self.net_val_mode}
