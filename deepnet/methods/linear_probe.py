@@ -10,17 +10,26 @@ The fitted probe is written into the model's linear head exactly (standardizatio
 weights), so ``model(x)`` reproduces the probe's decision function. LP-FT then fine-tunes the whole
 model from that head with the base recipe at a 10x smaller learning-rate grid.
 
-The probe chosen on ID val can be a large head (small ResNet on ``digits``: ||W|| ~ 87 vs ~ 1.8 for
-a fresh ``nn.Linear``; a probe on unstandardized features picks C = 65 and ||W|| ~ 106), and the
-gradient reaching the backbone scales with ||W||, so the top of the LP-FT grid can diverge where
-smaller learning rates do not. That is the per-feature standardization, not a folding error: a
-feature with a tiny variance gets a weight of coef / std. On ``digits`` it broke LP-FT at every
-learning rate of our offline table for the small ViTs (down to 1e-5) and EfficientNet-Lite0
-(whose BatchNorm in train mode moves those features); ``python -m
-deepnet.measure probehead`` measures the head, the loss and the backbone gradient it causes. The
-LP-FT authors' probe code scales all features by one global mean and std instead (WILDS
-``examples/algorithms/swav/finetuning/log_reg_sk.py``): ``fit_linear_probe(..., scaling="global")``.
-LP and LP-FT keep the per-feature scaling that produced the committed results.
+The LP-FT authors' code (AnanyaKumar/transfer_learning: ``unlabeled_extrapolation/log_reg_sk.py``,
+``baseline_train.py``) has four knobs, each an option here, set per run from the run's config
+(:meth:`ProbeThenTune.configure`; ``RunConfig.lp_scaling`` / ``lp_max_iter`` / ``normalize_lp`` /
+``use_net_val_mode``): one global mean / std for all features instead of per-feature
+standardization; a small ``max_iter`` per C (200; 20 in an earlier version) along the warm-started
+C sweep instead of a fit to convergence; ``normalize_lp``, the probe rescaled to a fresh head's
+std before fine-tuning (:func:`normalize_probe`); and ``use_net_val_mode``, the network in eval
+mode while it trains (BatchNorm statistics frozen, dropout off).
+
+Defaults (chosen on the ``digits`` screen of issue 13, ``experiments/results/offline/lpft_screen/``):
+per-feature standardization fit to convergence (1000 iterations per C), no ``normalize_lp``, and
+eval mode while LP-FT fine-tunes. Per-feature standardization gives the best probe (global scaling
+lost 6-20 points of ID val on the small ViTs); ``normalize_lp`` makes the head so small that 100
+fine-tuning steps re-learn it from near-uniform logits (worse than LP on every screened model);
+eval mode removes EfficientNet-Lite0's collapse, whose BatchNorm in train mode moves the features
+the probe was fit on. What none of them removes: a probe that needs very large weights on
+low-variance features (SGD-pretrained small ViT on ``digits``: C = 100, ||W|| = 3,168 vs 1.8 for a
+fresh head) turns the smallest backbone change into large logit changes, so LP-FT loses to LP
+there at every learning rate tried; ``python -m deepnet.measure probehead`` measures the head, the
+loss and the backbone gradient it causes.
 """
 from __future__ import annotations
 
@@ -248,6 +257,7 @@ class ProbeThenTune(Method):
     scaling: str = "per_feature"
     max_iter: int = 1000
     normalize_lp: bool = False
+    net_val_mode: bool = True
     run_options: ClassVar[dict[str, str]] = {**Method.run_options, "lp_scaling": "scaling", "lp_max_iter": "max_iter",
                    "normalize_lp": "normalize_lp"}
 

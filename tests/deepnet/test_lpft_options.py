@@ -46,7 +46,9 @@ def test_configure_sets_the_method_options_and_rejects_ones_it_does_not_take():
     method = get_method("lp_ft").configure(cfg)
     assert (method.scaling, method.max_iter, method.normalize_lp, method.net_val_mode) == ("global", 20, True, True)
     assert get_method("lp_ft").configure(RunConfig("m", "d", "lp_ft", 1e-3)) == get_method("lp_ft")
+    assert get_method("lp_ft").net_val_mode and not get_method("sgd").net_val_mode  # the defaults
     assert get_method("sgd").configure(RunConfig("m", "d", "sgd", 1e-3, use_net_val_mode=True)).net_val_mode
+    assert not get_method("lp_ft").configure(RunConfig("m", "d", "lp_ft", 1e-3, use_net_val_mode=False)).net_val_mode
     with pytest.raises(ValueError, match="does not take"):
         get_method("sgd").configure(RunConfig("m", "d", "sgd", 1e-3, normalize_lp=True))
     with pytest.raises(ValueError, match="scaling must be one of"):
