@@ -30,6 +30,10 @@ _ACCEPTED = {bool: "a boolean (true/false/True/False)", int: "an integer", float
 # streams across epochs (a resumed run then no longer replays an uninterrupted one's augmentations).
 SPEED_OPTIONS = ("compile", "fused_optimizer", "tf32", "persistent_workers")
 
+# Fields that set an option of the run's method (``Method.run_options``); None keeps the method's
+# default and is left out of key(), so runs from before these fields existed keep their keys.
+METHOD_OPTIONS = ("lp_scaling", "lp_max_iter", "normalize_lp", "use_net_val_mode")
+
 
 @dataclass
 class RunConfig:
@@ -55,6 +59,11 @@ class RunConfig:
     ``compile`` (``torch.compile`` the model in place), ``fused_optimizer`` (SGD / AdamW fused
     kernels), ``tf32`` (float32 matmuls on TF32 tensor cores; under bf16 autocast only the matmuls
     autocast leaves in float32), ``persistent_workers`` (loader workers kept between epochs).
+
+    Method options (None: the method's default; :meth:`deepnet.methods.Method.configure`):
+    ``lp_scaling`` (``"per_feature"`` / ``"global"``) and ``lp_max_iter`` (lbfgs iterations per C)
+    of the linear probe of LP / LP-FT, ``normalize_lp`` (rescale the probe's head to a fresh
+    head's std before fine-tuning), ``use_net_val_mode`` (train with the network in eval mode).
     """
 
     model: str
@@ -83,6 +92,10 @@ class RunConfig:
     fused_optimizer: bool = False
     tf32: bool = False
     persistent_workers: bool = False
+    lp_scaling: str | None = None
+    lp_max_iter: int | None = None
+    normalize_lp: bool | None = None
+    use_net_val_mode: bool | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):  # lr=1 becomes 1.0, so both give the same key()
@@ -126,12 +139,14 @@ class RunConfig:
     def key(self) -> str:
         """Stable 16-hex-digit hash of everything that determines the result (the sweep run dir name).
 
-        Execution-only fields (num_workers, device, data_root, plugins), user-dataset fields left
-        at None and speed options that are off are left out. Floats are hashed by ``repr`` so 1e-4
-        and 0.0001 agree.
+        Execution-only fields (num_workers, device, data_root, plugins), user-dataset fields and
+        method options left at None, and speed options that are off are left out, so keys from
+        before those fields existed stay valid. Floats are hashed by ``repr`` so 1e-4 and 0.0001
+        agree.
         """
         payload = {k: v for k, v in self.to_dict().items()
-                   if k not in EXECUTION_ONLY and not (k in USER_DATASET and v is None)
+                   if k not in EXECUTION_ONLY
+                   and not (k in USER_DATASET + METHOD_OPTIONS and v is None)
                    and (k not in SPEED_OPTIONS or v)}
         text = json.dumps(payload, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -251,7 +251,7 @@ class _Run:
         self.cfg, self.run_dir, self.ctx, self.inputs = cfg, run_dir, ctx, inputs
         self.progress = progress and ctx.is_main
         self.keep_checkpoint = keep_checkpoint
-        self.method: Method = get_method(cfg.method)
+        self.method: Method = get_method(cfg.method).configure(cfg)
         self.device = resolve_device(cfg.device, ctx)
         self.epochs = cfg.epochs or inputs.epochs
         per_step = cfg.grad_accum * ctx.world_size
@@ -405,7 +405,7 @@ class _Run:
     def _train_epoch(self, epoch: int, net: nn.Module) -> float | None:
         """One epoch of optimizer steps; returns the mean training loss, or None if it diverged."""
         cfg = self.cfg
-        self.model.train()
+        self.model.train(not self.method.net_val_mode)
         self.sampler.set_epoch(epoch)
         batches = iter(self.train_loader)
         n_micro = len(self.train_loader)

@@ -11,14 +11,16 @@ rate to 0 over all optimizer steps.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
 if TYPE_CHECKING:
+    from deepnet.config import RunConfig
     from deepnet.models.registry import LayerMap
 
 SGD_LR_GRID = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -53,6 +55,10 @@ class Method:
     layer-map group kind (``"embed"``, ``"middle"``, ``"head"``) to a learning-rate multiplier;
     ``lr_grid`` is the paper's sweep and ``weight_decay`` the default when the run gives none.
     ``fine_tunes=False`` means the method has no gradient-training stage (linear probing).
+    ``net_val_mode`` keeps the network in eval mode while it trains (BatchNorm statistics frozen,
+    dropout off), the LP-FT authors' ``use_net_val_mode``. ``run_options`` maps the
+    :class:`~deepnet.config.RunConfig` fields a run may set on this recipe to the fields they set
+    (:meth:`configure`).
     """
 
     name: str
@@ -64,6 +70,8 @@ class Method:
     frozen: Callable[["LayerMap"], set[str]] = _freeze_none
     lr_mult: dict[str, float] = field(default_factory=dict)
     fine_tunes: bool = True
+    net_val_mode: bool = False
+    run_options: ClassVar[dict[str, str]] = {"use_net_val_mode": "net_val_mode"}
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -71,6 +79,18 @@ class Method:
         bad = set(self.lr_mult) - {"embed", "middle", "head"}
         if bad:
             raise ValueError(f"lr_mult keys must be embed/middle/head, got {sorted(bad)}")
+
+    def configure(self, cfg: "RunConfig") -> "Method":
+        """This recipe with the run's options applied: each field of ``cfg`` named in
+        ``run_options`` that is not None; an option this method does not take is an error."""
+        from deepnet.config import METHOD_OPTIONS
+
+        unknown = [name for name in METHOD_OPTIONS if getattr(cfg, name) is not None and name not in self.run_options]
+        if unknown:
+            raise ValueError(f"method {self.name!r} does not take {unknown}; it takes {sorted(self.run_options)}")
+        changes = {self.run_options[name]: getattr(cfg, name) for name in self.run_options
+                   if getattr(cfg, name) is not None}
+        return dataclasses.replace(self, **changes) if changes else self
 
     # --- parameters -------------------------------------------------------------------------
     def frozen_names(self, layer_map: "LayerMap") -> set[str]:

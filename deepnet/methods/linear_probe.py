@@ -10,17 +10,26 @@ The fitted probe is written into the model's linear head exactly (standardizatio
 weights), so ``model(x)`` reproduces the probe's decision function. LP-FT then fine-tunes the whole
 model from that head with the base recipe at a 10x smaller learning-rate grid.
 
-The probe chosen on ID val can be a large head (small ResNet on ``digits``: ||W|| ~ 87 vs ~ 1.8 for
-a fresh ``nn.Linear``; a probe on unstandardized features picks C = 65 and ||W|| ~ 106), and the
-gradient reaching the backbone scales with ||W||, so the top of the LP-FT grid can diverge where
-smaller learning rates do not. That is the per-feature standardization, not a folding error: a
-feature with a tiny variance gets a weight of coef / std. On ``digits`` it broke LP-FT at every
-learning rate of our offline table for the small ViTs (down to 1e-5) and EfficientNet-Lite0
-(whose BatchNorm in train mode moves those features); ``python -m
-deepnet.measure probehead`` measures the head, the loss and the backbone gradient it causes. The
-LP-FT authors' probe code scales all features by one global mean and std instead (WILDS
-``examples/algorithms/swav/finetuning/log_reg_sk.py``): ``fit_linear_probe(..., scaling="global")``.
-LP and LP-FT keep the per-feature scaling that produced the committed results.
+The LP-FT authors' code (AnanyaKumar/transfer_learning: ``unlabeled_extrapolation/log_reg_sk.py``,
+``baseline_train.py``) has four knobs, each an option here, set per run from the run's config
+(:meth:`ProbeThenTune.configure`; ``RunConfig.lp_scaling`` / ``lp_max_iter`` / ``normalize_lp`` /
+``use_net_val_mode``): one global mean / std for all features instead of per-feature
+standardization; a small ``max_iter`` per C (200; 20 in an earlier version) along the warm-started
+C sweep instead of a fit to convergence; ``normalize_lp``, the probe rescaled to a fresh head's
+std before fine-tuning (:func:`normalize_probe`); and ``use_net_val_mode``, the network in eval
+mode while it trains (BatchNorm statistics frozen, dropout off).
+
+Defaults (chosen on the ``digits`` screen of issue 13, ``experiments/results/offline/lpft_screen/``):
+per-feature standardization fit to convergence (1000 iterations per C), no ``normalize_lp``, and
+eval mode while LP-FT fine-tunes. Per-feature standardization gives the best probe (global scaling
+lost 6-20 points of ID val on the small ViTs); ``normalize_lp`` makes the head so small that 100
+fine-tuning steps re-learn it from near-uniform logits (worse than LP on every screened model);
+eval mode removes EfficientNet-Lite0's collapse, whose BatchNorm in train mode moves the features
+the probe was fit on. What none of them removes: a probe that needs very large weights on
+low-variance features (SGD-pretrained small ViT on ``digits``: C = 100, ||W|| = 3,168 vs 1.8 for a
+fresh head) turns the smallest backbone change into large logit changes, so LP-FT loses to LP
+there at every learning rate tried; ``python -m deepnet.measure probehead`` measures the head, the
+loss and the backbone gradient it causes.
 """
 from __future__ import annotations
 
@@ -28,7 +37,7 @@ import copy
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -49,13 +58,20 @@ SCALINGS = ("per_feature", "global")
 
 @dataclass
 class ProbeFit:
-    """A fitted probe in the space of raw (unstandardized) features: logits = x @ weight.T + bias."""
+    """A fitted probe in the space of raw (unstandardized) features: logits = x @ weight.T + bias.
+
+    ``classes`` are the rows sklearn fitted (the train split's labels; other rows are absent
+    classes, weight 0 and bias ``_ABSENT_CLASS_LOGIT``); ``n_iter`` is lbfgs's iteration count at
+    the chosen C (equal to ``max_iter`` when that solve stopped at the cap).
+    """
 
     weight: np.ndarray  # (num_classes, feature_dim)
     bias: np.ndarray  # (num_classes,)
     C: float
     val_acc: float
     val_acc_by_C: dict[float, float]
+    classes: np.ndarray
+    n_iter: int
 
 
 def fit_linear_probe(
@@ -68,14 +84,42 @@ def fit_linear_probe(
     max_iter: int = 1000,
     scaling: str = "per_feature",
 ) -> ProbeFit:
-    """Fit logistic regression for every C in ``c_grid`` and keep the best on ID validation.
+    """Fit logistic regression along ``c_grid`` and keep the best C on ID validation.
 
-    Ties go to the smaller C (stronger regularisation). Features are scaled with the train split's
-    statistics before the fit, and the returned weights include that map: ``scaling="per_feature"``
-    (what LP and LP-FT use) standardizes each feature; ``"global"`` subtracts one mean and divides
-    by one std over the whole feature matrix, as the LP-FT authors' probe code does (WILDS
-    ``examples/algorithms/swav/finetuning/log_reg_sk.py``). The result is deterministic, so a
-    process remembers its last few fits by content and returns a copy for identical inputs.
+    Parameters
+    ----------
+    train_x, train_y, val_x, val_y : np.ndarray
+        Frozen features and labels of the train and ID-validation splits.
+    num_classes : int
+        Rows of the returned head (classes absent from ``train_y`` get a logit that never wins).
+    c_grid : tuple of float
+        Inverse regularisation strengths, solved in increasing order, each solve warm-started from
+        the previous one (as ``test_log_reg_warm_starting`` in the LP-FT authors' code).
+    max_iter : int
+        lbfgs iterations per C. 1000 fits every C to (near) convergence; the authors' code runs
+        200 per C (20 in an earlier version), so along the warm-started grid a solution is refined
+        over several C values rather than converged at each.
+    scaling : {"per_feature", "global"}
+        ``"per_feature"`` standardizes each feature with the train split's statistics;
+        ``"global"`` subtracts one mean and divides by one std over the whole train feature matrix
+        (the authors' ``normalize_features``). Either map is folded into the returned weights (the
+        authors' ``inv_normalize_weights``).
+
+    Returns
+    -------
+    ProbeFit
+        Ties go to the smaller C (stronger regularisation), as the authors' strict ``>``.
+
+    Notes
+    -----
+    The result is deterministic, so a process remembers its last few fits by content and returns a
+    copy for identical inputs.
+
+    References
+    ----------
+    Kumar et al., "Fine-Tuning can Distort Pretrained Features and Underperform
+    Out-of-Distribution", ICLR 2022 (arXiv:2202.10054), Appendix on linear probing; code:
+    AnanyaKumar/transfer_learning, ``unlabeled_extrapolation/log_reg_sk.py``.
     """
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
@@ -122,9 +166,10 @@ def _fit_linear_probe(
         acc = float(np.mean(clf.predict(vx) == val_y))
         accs[float(C)] = acc
         if best is None or acc > best[1]:
-            best = (float(C), acc, (clf.coef_.copy(), clf.intercept_.copy(), clf.classes_.copy()))
+            best = (float(C), acc, (clf.coef_.copy(), clf.intercept_.copy(), clf.classes_.copy(),
+                                    int(np.max(clf.n_iter_))))
     assert best is not None
-    C, acc, (coef, intercept, classes) = best
+    C, acc, (coef, intercept, classes, n_iter) = best
     if coef.shape[0] == 1:  # binary: sklearn stores one row for class 1; split it symmetrically
         coef = np.concatenate([-coef / 2, coef / 2])
         intercept = np.concatenate([-intercept / 2, intercept / 2])
@@ -134,7 +179,8 @@ def _fit_linear_probe(
     bias = np.full(num_classes, _ABSENT_CLASS_LOGIT)
     weight[classes.astype(int)] = w_raw
     bias[classes.astype(int)] = b_raw
-    return ProbeFit(weight=weight, bias=bias, C=C, val_acc=acc, val_acc_by_C=accs)
+    return ProbeFit(weight=weight, bias=bias, C=C, val_acc=acc, val_acc_by_C=accs,
+                    classes=classes.astype(int), n_iter=n_iter)
 
 
 def _feature_scaling(train_x: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +193,43 @@ def _feature_scaling(train_x: np.ndarray, scaling: str) -> tuple[np.ndarray, np.
         return scaler.mean_, scaler.scale_
     std = train_x.std()
     return np.full(train_x.shape[1], train_x.mean()), np.full(train_x.shape[1], std if std > 0 else 1.0)
+
+
+def normalize_probe(fit: ProbeFit, fresh_weight: np.ndarray) -> ProbeFit:
+    """The probe rescaled so its weights' std equals that of a freshly initialised head.
+
+    Weights and biases of the fitted classes are multiplied by one factor,
+    ``std(fresh_weight) / std(weight of the fitted classes)``, so the head's decisions (argmax) are
+    unchanged and only its scale, hence the size of the gradient it sends into the backbone, goes
+    back to that of a new head: the authors' ``normalize_lp`` (``baseline_train.py``), done before
+    fine-tuning starts. Absent classes keep their never-winning logit.
+
+    Parameters
+    ----------
+    fit : ProbeFit
+        A fitted probe (not modified).
+    fresh_weight : np.ndarray
+        The weight matrix of the head as initialised before the probe is loaded.
+
+    Returns
+    -------
+    ProbeFit
+        A copy with ``weight`` and ``bias`` rescaled.
+
+    References
+    ----------
+    Kumar et al., ICLR 2022 (arXiv:2202.10054); code: AnanyaKumar/transfer_learning,
+    ``unlabeled_extrapolation/baseline_train.py`` (``normalize_lp``).
+    """
+    out = copy.deepcopy(fit)
+    rows = fit.classes
+    std = float(np.std(fit.weight[rows]))
+    if std == 0.0:
+        return out
+    factor = float(np.std(fresh_weight)) / std
+    out.weight[rows] *= factor
+    out.bias[rows] *= factor
+    return out
 
 
 def load_probe_into_head(head: nn.Linear, fit: ProbeFit) -> None:
@@ -162,11 +245,28 @@ def load_probe_into_head(head: nn.Linear, fit: ProbeFit) -> None:
 class ProbeThenTune(Method):
     """Fit the head by linear probing, then (if ``fine_tunes``) fine-tune with the base recipe.
 
-    With ``fine_tunes=False`` this is LP; otherwise LP-FT. The LP stage's chosen C and ID-val
-    accuracy are returned by :meth:`prepare` and recorded in the run's result.
+    With ``fine_tunes=False`` this is LP; otherwise LP-FT (Kumar et al., ICLR 2022,
+    arXiv:2202.10054). The probe's options (``scaling``, ``max_iter``: :func:`fit_linear_probe`;
+    ``normalize_lp``: :func:`normalize_probe` before fine-tuning) and the base recipe's
+    ``net_val_mode`` are fields, set per run by :meth:`configure` from the run's config. The LP
+    stage's chosen C, its ID-val accuracy, lbfgs's iteration count at that C, the head's norm and
+    the options in effect are returned by :meth:`prepare` and recorded in the run's result.
     """
 
     c_grid: tuple[float, ...] = field(default=PAPER_C_GRID)
+    scaling: str = "per_feature"
+    max_iter: int = 1000
+    normalize_lp: bool = False
+    net_val_mode: bool = True
+    run_options: ClassVar[dict[str, str]] = {**Method.run_options, "lp_scaling": "scaling", "lp_max_iter": "max_iter",
+                   "normalize_lp": "normalize_lp"}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
 
     @property
     def needs_probe_data(self) -> bool:
@@ -177,7 +277,12 @@ class ProbeThenTune(Method):
             raise ValueError(f"method {self.name!r} needs frozen features (probe_data)")
         fit = fit_linear_probe(
             probe_data.train_x, probe_data.train_y, probe_data.val_x, probe_data.val_y,
-            probe_data.num_classes, self.c_grid,
+            probe_data.num_classes, self.c_grid, max_iter=self.max_iter, scaling=self.scaling,
         )
+        if self.normalize_lp:
+            fit = normalize_probe(fit, model.head.weight.detach().cpu().numpy())
         load_probe_into_head(model.head, fit)
-        return {"lp_C": fit.C, "lp_id_val": fit.val_acc}
+        return {"lp_C": fit.C, "lp_id_val": fit.val_acc, "lp_n_iter": fit.n_iter,
+                "lp_head_norm": float(np.linalg.norm(fit.weight)), "lp_scaling": self.scaling,
+                "lp_max_iter": self.max_iter, "normalize_lp": self.normalize_lp,
+                "use_net_val_mode": self.net_val_mode}

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 from scipy import stats
 
-from deepnet.config import EXECUTION_ONLY, RunConfig  # fields key() ignores: never a separate cell
+from deepnet.config import EXECUTION_ONLY, METHOD_OPTIONS, RunConfig  # EXECUTION_ONLY: never a separate cell
 from common.io import read_json, read_jsonl
 from deepnet.sweep.runner import DONE_FILE, RESULT_FILE
 
@@ -319,9 +319,24 @@ def _is_number(value: Any) -> bool:
 
 
 def _varying_settings(cells: list[Cell]) -> list[str]:
-    """Settings besides model/dataset/method that differ between cells (shown as extra columns)."""
-    keys = [k for k in (cells[0].setting if cells else {}) if k not in _ALWAYS_SHOWN + EXECUTION_ONLY]
-    return [k for k in keys if len({repr(c.setting[k]) for c in cells}) > 1]
+    """Settings besides model/dataset/method that differ between cells (shown as extra columns).
+
+    Method options (``METHOD_OPTIONS``, e.g. LP-FT's probe scaling) belong to the method, not to
+    the row: a table may hold LP-FT with its options next to SGD without, but not one method with
+    two sets of options in one row (that is an error naming them; collect such records separately).
+    """
+    keys = [k for k in (cells[0].setting if cells else {})
+            if k not in _ALWAYS_SHOWN + EXECUTION_ONLY + METHOD_OPTIONS]
+    varying = [k for k in keys if len({repr(c.setting[k]) for c in cells}) > 1]
+    recipes: dict[tuple, set[str]] = {}
+    for cell in cells:
+        row = tuple(repr(cell.setting[k]) for k in _ALWAYS_SHOWN + tuple(varying))
+        recipes.setdefault(row, set()).add(repr({k: cell.setting.get(k) for k in METHOD_OPTIONS}))
+    clash = next((row for row, options in recipes.items() if len(options) > 1), None)
+    if clash is not None:
+        raise ValueError(f"cell {clash} holds one method with different options {sorted(recipes[clash])}; "
+                         "collect them separately")
+    return varying
 
 
 def _percent(centre: float | None, half: float | None) -> str:

@@ -255,7 +255,7 @@ def test_binary_probe_and_lp_ft_head_initialised_from_probe():
     assert method.needs_probe_data and method.fine_tunes and not get_method("lp").fine_tunes
     info = method.prepare(model, data)
     fit = fit_linear_probe(*data.__dict__.values())
-    assert info == {"lp_C": fit.C, "lp_id_val": fit.val_acc}
+    assert (info["lp_C"], info["lp_id_val"], info["lp_scaling"]) == (fit.C, fit.val_acc, "per_feature")
     with torch.no_grad():
         logits = model(x).numpy()
     assert np.allclose(logits, feats @ fit.weight.T + fit.bias, atol=1e-4)
