@@ -37,6 +37,7 @@ from typing import Any, Iterable
 from scipy import stats
 
 from common.io import read_jsonl
+from deepnet.config import METHOD_OPTIONS
 from experiments.paper.arithmetic import rounding_bounds, selector_mean
 from theory.verdict import CHECK_MODULES, CLAIM_CHECKS, ClaimResult
 
@@ -60,8 +61,9 @@ CELL_VERDICTS = ("supports", "contradicts", "unresolved")
 CLAIM_VERDICTS = ("supported", "contradicted", "mixed", "inconclusive", "missing")
 #: a difference this close to its threshold counts as touching it (float noise of printed cells).
 _TOUCH = 1e-9
-#: settings of a run that never separate two cells (the method is what a comparison varies).
-_NOT_SETTINGS = ("method", "seed", "lr")
+#: settings of a run that never separate two cells (the method, with its options, is what a
+#: comparison varies; ``deepnet.config.METHOD_OPTIONS`` belong to the method, as in collect).
+_NOT_SETTINGS = ("method", "seed", "lr", *METHOD_OPTIONS)
 #: settings of a measurement row that separate cells.
 _MEASUREMENT_SETTINGS = ("model", "dataset")
 _SIDES = ("lhs", "lhs_minus", "rhs", "rhs_minus")
@@ -303,9 +305,21 @@ def paper_verdict(spec: dict[str, Any]) -> ClaimResult:
     return judged(cid, cells, detail + "." + (f" {spec['paper_note']}" if "paper_note" in spec else ""))
 
 
+# A folder holding this file is left out of a folder scan: records kept for provenance (a table
+# an option change superseded, a one-seed screen) that must not enter the ledger's cells beside
+# the current table. The file says why; a path named directly is still read.
+NOT_IN_LEDGER = "NOT_IN_LEDGER"
+
+
+def _excluded(file: Path, root: Path) -> bool:
+    """Whether a folder from `root` down to `file` holds the :data:`NOT_IN_LEDGER` marker."""
+    return any((root / sub / NOT_IN_LEDGER).exists() for sub in file.relative_to(root).parents)
+
+
 def load_files(paths: Iterable[str | Path], strict: bool = False) -> list[tuple[Path, list[dict]]]:
     """The JSON-lines files under `paths` (files or folders, searched recursively) with their records.
 
+    Under a folder, files below a folder holding a :data:`NOT_IN_LEDGER` marker are left out.
     A malformed line raises ``ValueError`` naming ``file:line`` if `strict`, else it is skipped with
     a ``UserWarning`` naming each bad ``file:line`` and the count (``common.io.read_jsonl``).
     Paths that do not exist are skipped (the command line rejects them before computing).
@@ -313,7 +327,7 @@ def load_files(paths: Iterable[str | Path], strict: bool = False) -> list[tuple[
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(path.rglob("*.jsonl"))
+            files += sorted(f for f in path.rglob("*.jsonl") if not _excluded(f, path))
         elif path.is_file():
             files.append(path)
     return [(f, read_jsonl(f, strict=strict)) for f in files]

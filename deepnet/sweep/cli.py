@@ -32,7 +32,7 @@ examples:
   python -m deepnet sweep experiments/specs/smoke.toml --dry-run
   python -m deepnet sweep experiments/specs/offline_table_*.toml --root out/sweeps/offline_table --cpu-workers 2
   python -m deepnet sweep experiments/specs/offline_table_*.toml --root out/sweeps/offline_table \\
-      --adopt experiments/results/offline/sweeps/offline_table.jsonl --cpu-workers 2
+      --adopt experiments/results/offline/superseded/offline_table.jsonl --cpu-workers 2
   python -m deepnet sweep experiments/specs/table1.toml --no-pretrained --max-train-steps 2
   python -m deepnet sweep experiments/specs/table1.toml --launcher slurm \\
       --slurm slurm_partition=gpu --slurm timeout_min=720 --no-wait
