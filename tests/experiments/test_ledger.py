@@ -284,3 +284,13 @@ def test_read_once_warns_once(no_theory, results_file):
         warnings.simplefilter("always")
         ledger.build_ledger(results=[results_file], claims=["C1"])
     assert sum("malformed" in str(w.message) for w in caught) == 1
+
+
+def test_a_folder_marked_not_in_ledger_is_left_out_of_the_scan_but_not_when_named(tmp_path):
+    kept, marked = tmp_path / "sweeps" / "a.jsonl", tmp_path / "old" / "deep" / "b.jsonl"
+    for path in (kept, marked):
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"config": {}, "metrics": {}}) + "\n")
+    (tmp_path / "old" / ledger.NOT_IN_LEDGER).write_text("superseded\n")
+    assert [f for f, _ in ledger.load_files([tmp_path])] == [kept]
+    assert [f for f, _ in ledger.load_files([marked])] == [marked]
