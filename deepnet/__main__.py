@@ -87,7 +87,12 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (GPU if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--out", default=None, help="run directory (default: runs/<config key>)")
     p.add_argument("--keep-checkpoint", action="store_true", help="keep OUT/checkpoint.pt after the run ends")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars: one line per epoch instead")
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="also evaluate every N optimizer steps (logged to OUT/metrics.jsonl only)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write OUT/metrics.jsonl's scalars as TensorBoard events in OUT/tensorboard "
+                        "(needs the tensorboard package)")
     p.set_defaults(func=_run_train)
 
 
@@ -100,7 +105,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         image_size=args.image_size, amp=not args.no_amp, grad_checkpointing=args.grad_checkpointing,
         channels_last=args.channels_last, max_train_steps=args.max_train_steps,
         num_workers=args.num_workers, device=args.device, dataset_kind=args.dataset_kind,
-        metric=args.metric, augment=args.augment, plugins=args.imports,
+        metric=args.metric, augment=args.augment, plugins=args.imports, eval_every=args.eval_every,
+        tensorboard=args.tensorboard,
     )
 
 
@@ -235,13 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from deepnet.data import DatasetLayoutError
+    from deepnet.metrics_log import TensorBoardUnavailable
     from deepnet.models import PretrainedUnavailableError
 
     args = build_parser().parse_args(argv)
     try:
         args.imports = plugins_from_args(args)
         return args.func(args)
-    except (KeyError, ValueError, PluginError, DatasetLayoutError, PretrainedUnavailableError) as err:
+    except (KeyError, ValueError, PluginError, DatasetLayoutError, PretrainedUnavailableError,
+            TensorBoardUnavailable) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)
         return 2

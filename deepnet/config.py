@@ -11,7 +11,7 @@ from typing import Any
 
 # Fields that change how fast or where a run executes but not what it computes (up to numerics);
 # they stay out of key() so a sweep resumes on another machine or with more loader workers.
-EXECUTION_ONLY = ("num_workers", "device", "data_root", "plugins")
+EXECUTION_ONLY = ("num_workers", "device", "data_root", "plugins", "eval_every", "tensorboard")
 # Fields that declare a user dataset (deepnet.data.user); None (a registered dataset) stays out of
 # key(), so runs on registered datasets keep their keys. With dataset_kind set, metric and augment
 # left at None take these defaults.
@@ -43,6 +43,9 @@ class RunConfig:
     (None: :data:`USER_DATASET_DEFAULTS`); see :func:`deepnet.data.user.register_user_dataset`.
     ``plugins`` are modules (or ``.py`` files) the run imports before building its model and data,
     so names they register resolve in every worker (:mod:`deepnet.plugins`).
+    ``eval_every`` adds an evaluation every N optimizer steps to the per-epoch ones and
+    ``tensorboard`` writes TensorBoard events beside ``metrics.jsonl`` (:mod:`deepnet.metrics_log`);
+    both only log (the training RNG is untouched), so they stay out of ``key()``.
     """
 
     model: str
@@ -67,6 +70,8 @@ class RunConfig:
     metric: str | None = None
     augment: str | None = None
     plugins: list[str] = field(default_factory=list)
+    eval_every: int | None = None
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):  # lr=1 becomes 1.0, so both give the same key()
@@ -76,7 +81,7 @@ class RunConfig:
         for name in ("batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("epochs", "max_train_steps", "image_size"):
+        for name in ("epochs", "max_train_steps", "image_size", "eval_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
@@ -108,7 +113,7 @@ class RunConfig:
     def key(self) -> str:
         """Stable 16-hex-digit hash of everything that determines the result (the sweep run dir name).
 
-        Execution-only fields (num_workers, device, data_root, plugins) and user-dataset fields left
+        Execution-only fields (:data:`EXECUTION_ONLY`) and user-dataset fields left
         at None are left out. Floats are hashed by ``repr`` so 1e-4 and 0.0001 agree.
         """
         payload = {k: v for k, v in self.to_dict().items()
