@@ -1,8 +1,9 @@
-"""Command line of the deepnet suite: ``python -m deepnet {train,models,datasets,methods,sweep,collect}``.
+"""Command line of the deepnet suite: ``python -m deepnet {train,models,datasets,methods,plot,sweep,collect}``.
 
 ``train`` runs one fine-tuning run (resumable; run it under ``torchrun --nproc_per_node N`` for
 multi-GPU data parallelism); ``models``, ``datasets`` and ``methods`` list what the registries
-hold (plus any timm model, and the user dataset kinds); ``sweep`` and ``collect`` (from
+hold (plus any timm model, and the user dataset kinds); ``plot`` draws runs' curves
+(:mod:`deepnet.plot`); ``sweep`` and ``collect`` (from
 :mod:`deepnet.sweep.cli`) run a sweep spec and tabulate it. Every command takes ``--import MODULE``
 (:mod:`deepnet.plugins`).
 """
@@ -222,6 +223,32 @@ def _run_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_plot_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "plot", help="plot train loss, LR and the eval metrics of runs against steps (PNG and PDF)",
+        description="Read metrics.jsonl of each run directory given, or of every run under a sweep root, and "
+                    "draw the train loss, the learning rate and each evaluated metric (ID val, ID test, each "
+                    "OOD split) against optimizer steps, one line per run.",
+        epilog="examples:\n  python -m deepnet plot runs/my_run\n"
+               "  python -m deepnet plot out/sweeps/my_sweep --out figures/my_sweep_curves",
+        formatter_class=HelpFormatter)
+    p.add_argument("paths", nargs="+", type=Path, metavar="RUN_DIR_OR_SWEEP_ROOT",
+                   help="run directories or sweep roots")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output path without suffix, written as .png and .pdf (default: FIRST_PATH/curves)")
+    p.set_defaults(func=_run_plot)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from deepnet.plot import find_runs, plot_runs, save_figure
+
+    runs = find_runs(args.paths)
+    out = args.out or args.paths[0] / "curves"
+    for path in save_figure(plot_runs(runs), out):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m deepnet`` parser; every subcommand takes ``--import MODULE``."""
     parser = argparse.ArgumentParser(
@@ -233,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models_parser(subparsers)
     _add_datasets_parser(subparsers)
     _add_methods_parser(subparsers)
+    _add_plot_parser(subparsers)
     add_sweep_parsers(subparsers)
     for command in subparsers.choices.values():
         add_import_argument(command)
