@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
+from deepnet.sweep.collect import FORMATS
 from deepnet.sweep.spec import SpecError, load_spec, tomllib
 
 SWEEP_EPILOG = """\
@@ -43,10 +44,13 @@ COLLECT_EPILOG = """\
 For each (model, dataset, method) and seed the LR with the best ID-val accuracy is chosen (never on
 OOD); accuracies are then averaged over seeds with a two-sided 90% Student-t interval (shown as
 "mean ± half-width", in percent; the CSV holds fractions). --diff A-B pairs the two methods' chosen
-runs by seed and gives the interval of the per-seed differences (in points).
+runs by seed and gives the interval of the per-seed differences (in points). A dataset with several
+OOD splits gets one column per split (no equal-weight ood_avg unless --ood-avg). A warning names
+each cell whose chosen LR is at the edge of a grid of three or more LRs.
 
 examples:
   python -m deepnet collect out/sweeps/table1 --out table1.md
+  python -m deepnet collect out/sweeps/table1 --format latex --out table1.tex
   python -m deepnet collect out/sweeps/table1 --pivot ood_avg --methods sgd,adamw,sgd_freeze_embed
   python -m deepnet collect out/sweeps/table1 --diff sgd_freeze_embed-sgd --diff adamw-sgd
 """
@@ -107,8 +111,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     collect.add_argument("paths", nargs="+", type=Path, help="sweep directories or .jsonl files")
     collect.add_argument("--selection", choices=["per_seed", "mean"], default="per_seed",
                          help="per_seed: best LR per seed (default); mean: one LR per cell by mean ID val")
-    collect.add_argument("--format", choices=["markdown", "csv"],
-                         help="output format (default: from --out's suffix, else markdown)")
+    collect.add_argument("--format", choices=FORMATS + ("markdown",),
+                         help="output format, markdown also as md (default: from --out's suffix .md, .csv, "
+                              ".tex or .json, else md)")
+    collect.add_argument("--ood-avg", action="store_true",
+                         help="keep the equal-weight ood_avg column for datasets with several OOD splits "
+                              "(default: only one column per split)")
     collect.add_argument("--pivot", metavar="METRIC",
                          help="markdown, one metric (e.g. ood_avg, id_val, worst_group) with a column per "
                               "method and a row per model x dataset")
@@ -226,8 +234,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from common.io import write_text
-    from deepnet.sweep.collect import (differences_to_markdown, load_records, paired_differences, select_best,
-                                       summarize, to_csv, to_markdown, to_pivot_markdown)
+    from deepnet.sweep.collect import (differences_to_markdown, load_records, lr_edge_warnings, paired_differences,
+                                       per_split, select_best, summarize, to_csv, to_json, to_latex, to_markdown,
+                                       to_pivot_markdown)
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -243,13 +252,16 @@ def cmd_collect(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     cells = select_best(records, args.selection)
-    rows = summarize(cells)
+    for message in lr_edge_warnings(cells):
+        print(f"warning: {message}", file=sys.stderr)
+    rows = summarize(cells) if args.ood_avg else per_split(summarize(cells))
     methods = args.methods.split(",") if args.methods else None
     if methods:
         rows = [row for row in rows if row["method"] in methods]
         rows.sort(key=lambda row: methods.index(row["method"]))
-    fmt = args.format or ("csv" if args.out and args.out.suffix == ".csv" else "markdown")
-    if (args.pivot or args.diff) and fmt != "markdown":
+    by_suffix = {".csv": "csv", ".tex": "latex", ".json": "json"}
+    fmt = {"markdown": "md"}.get(args.format, args.format) or by_suffix.get(args.out.suffix if args.out else "", "md")
+    if (args.pivot or args.diff) and fmt != "md":
         print("error: --pivot and --diff write markdown only", file=sys.stderr)
         return 2
     try:
@@ -258,7 +270,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         elif args.pivot:
             text = to_pivot_markdown(rows, args.pivot, methods)
         else:
-            text = to_csv(rows) if fmt == "csv" else to_markdown(rows)
+            text = {"md": to_markdown, "csv": to_csv, "latex": to_latex, "json": to_json}[fmt](rows)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
