@@ -12,28 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 from deepnet.config import USER_DATASET_DEFAULTS, RunConfig
+from deepnet.helpformat import HelpFormatter
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.cli import add_parser as add_sweep_parsers
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each option's default (except for required options and defaults of None), wraps the
-    description's paragraphs and keeps text that starts with "example" (the epilogs) as written."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.required or action.default is None:
-            return action.help
-        return super()._get_help_string(action)
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith("example"):
-            return super()._fill_text(text, width, indent)
-        return "\n\n".join(textwrap.fill(par, width, initial_indent=indent, subsequent_indent=indent)
-                           for par in text.split("\n\n"))
 
 
 TRAIN_EPILOG = """\

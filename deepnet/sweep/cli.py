@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from deepnet.helpformat import HelpFormatter
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.collect import FORMATS
 from deepnet.sweep.spec import SpecError, load_spec, tomllib
@@ -63,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run a sweep spec (TOML): models x datasets x methods x LRs x seeds, resumable",
         description="Run every run of a sweep spec that is not done yet.",
         epilog=SWEEP_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sweep.add_argument("specs", nargs="+", type=Path, metavar="SPEC",
                        help="sweep spec(s), e.g. experiments/specs/table1.toml")
@@ -91,7 +92,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     launch.add_argument("--gpus", help="local: comma-separated GPU ids to use (default: all visible)")
     launch.add_argument("--cpu-workers", type=int, default=1, metavar="N",
                         help="local without a GPU: N worker processes with cores/N torch threads each "
-                             "(default 1: sequential in this process)")
+                             "(1: sequential in this process)")
     launch.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                         help="slurm: submitit AutoExecutor parameter over the spec's [slurm] table, "
                              "e.g. slurm_partition=gpu, timeout_min=720, gpus_per_node=1")
@@ -106,11 +107,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="tables from a sweep's results: best LR on ID val, mean and 90%% interval over seeds",
         description="Collect result records (results.jsonl) into a table.",
         epilog=COLLECT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     collect.add_argument("paths", nargs="+", type=Path, help="sweep directories or .jsonl files")
     collect.add_argument("--selection", choices=["per_seed", "mean"], default="per_seed",
-                         help="per_seed: best LR per seed (default); mean: one LR per cell by mean ID val")
+                         help="per_seed: best LR per seed; mean: one LR per cell by mean ID val")
     collect.add_argument("--format", choices=FORMATS + ("markdown",),
                          help="output format, markdown also as md (default: from --out's suffix .md, .csv, "
                               ".tex or .json, else md)")
@@ -123,7 +124,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     collect.add_argument("--diff", action="append", default=[], metavar="A-B",
                          help="markdown, method A minus method B paired by seed, on --metric (repeatable), "
                               "e.g. --diff sgd_freeze_embed-sgd")
-    collect.add_argument("--metric", default="ood_avg", help="the metric of --diff (default: ood_avg)")
+    collect.add_argument("--metric", default="ood_avg", help="the metric of --diff")
     collect.add_argument("--methods", metavar="M1,M2,...",
                          help="only these methods, in this order (the pivot's columns)")
     collect.add_argument("--out", type=Path, help="write the table here (atomically) instead of stdout")
