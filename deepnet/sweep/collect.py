@@ -29,6 +29,7 @@ from scipy import stats
 
 from deepnet.config import EXECUTION_ONLY, RunConfig  # fields key() ignores: never a separate cell
 from common.io import read_json, read_jsonl
+from deepnet.metrics_log import METRICS
 from deepnet.sweep.runner import DONE_FILE, RESULT_FILE
 
 SELECTIONS = ("per_seed", "mean")
@@ -48,7 +49,8 @@ class Cell:
 
 
 def load_records(paths: str | Path | Iterable[str | Path], strict: bool = False) -> list[dict]:
-    """Result records from JSON-lines files, or from a directory: every ``*.jsonl`` under it plus
+    """Result records from JSON-lines files, or from a directory: every ``*.jsonl`` under it (but
+    runs' ``metrics.jsonl``) plus
     the ``result.json`` of every finished (``done``) sweep run under it.
 
     The run directories are the source of truth, so a line lost from ``results.jsonl`` (e.g. file
@@ -81,7 +83,8 @@ def load_records(paths: str | Path | Iterable[str | Path], strict: bool = False)
     by_key: dict[str, dict] = {}
     for path in map(Path, paths):
         if path.is_dir():
-            sources = [(file, read_jsonl(file, strict=strict)) for file in sorted(path.rglob("*.jsonl"))]
+            sources = [(file, read_jsonl(file, strict=strict)) for file in sorted(path.rglob("*.jsonl"))
+                       if file.name != METRICS]  # a run's curves, not result records
             sources += [(result, _read_result(result, strict)) for result in
                         (done.with_name(RESULT_FILE) for done in sorted(path.rglob(DONE_FILE)))]
         elif path.is_file():

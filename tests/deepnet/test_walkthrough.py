@@ -69,6 +69,7 @@ def test_readme_walkthrough_runs_as_written(tmp_path, monkeypatch, registries, c
     mine = [r for r in records if r["config"]["method"] == "my_sgd"]
     chosen = max(mine, key=lambda r: (r["metrics"]["id_val"], -r["config"]["lr"]))["config"]["lr"]
     edge_warned = "my_sgd: the chosen lr" in outputs[2].err
+    assert "skipped" not in outputs[2].err  # the runs' metrics.jsonl are not result files
     assert edge_warned == (chosen in (1e-3, 1e-1))
 
     assert Path("my_shift_curves.png").exists() and Path("my_shift_curves.pdf").exists()
