@@ -73,6 +73,9 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run directory (default: runs/<config key>)")
     p.add_argument("--keep-checkpoint", action="store_true", help="keep OUT/checkpoint.pt after the run ends")
     p.add_argument("--no-progress", action="store_true", help="no progress bars: one line per epoch instead")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch and BLAS threads (default: torch's, one per core; on a loaded machine fewer "
+                        "can be much faster)")
     p.add_argument("--eval-every", type=int, default=None, metavar="N",
                    help="also evaluate every N optimizer steps (logged to OUT/metrics.jsonl only)")
     p.add_argument("--tensorboard", action="store_true",
@@ -100,6 +103,10 @@ def _run_train(args: argparse.Namespace) -> int:
     from deepnet.train import train
 
     cfg = config_from_args(args)
+    if args.threads is not None:
+        from deepnet.sweep.runner import set_threads
+
+        set_threads(args.threads)
     get_method(cfg.method)  # fail on an unknown method before building models and data
     out = Path(args.out) if args.out else Path("runs") / cfg.key()
     record = train(cfg, out, progress=not args.no_progress, keep_checkpoint=args.keep_checkpoint)

@@ -99,7 +99,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     launch.add_argument("--no-wait", action="store_true", help="slurm: return after submitting")
     launch.add_argument("--cluster", choices=["slurm", "local", "debug"],
                         help="slurm: submitit backend (default: Slurm when available)")
-    sweep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    launch.add_argument("--threads", type=int, metavar="N",
+                        help="torch and BLAS threads of this process and of each CPU worker (default: torch's; "
+                             "with --cpu-workers: cores / N)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bars: one line per epoch instead")
     sweep.set_defaults(func=cmd_sweep)
 
     collect = subparsers.add_parser(
@@ -164,6 +167,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.cpu_workers < 1:
         print(f"error: --cpu-workers must be >= 1, got {args.cpu_workers}", file=sys.stderr)
         return 2
+    if args.threads is not None and args.threads < 1:
+        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
     if args.max_runs is not None and args.max_runs < 1:
         print(f"error: --max-runs must be >= 1, got {args.max_runs}", file=sys.stderr)
         return 2
@@ -207,8 +213,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{len(states)} runs under {root}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         return 0
     options: dict[str, Any] = {}
+    if args.threads is not None:
+        from deepnet.sweep.runner import set_threads
+
+        set_threads(args.threads)
     if args.launcher == "local":
         options["cpu_workers"] = args.cpu_workers
+        options["threads"] = args.threads
         if args.gpus:
             options["gpus"] = [int(g) for g in args.gpus.split(",")]
     if args.launcher == "slurm":
