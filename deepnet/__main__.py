@@ -1,8 +1,9 @@
-"""Command line of the deepnet suite: ``python -m deepnet {train,models,datasets,methods,sweep,collect}``.
+"""Command line of the deepnet suite: ``python -m deepnet {train,models,datasets,methods,plot,sweep,collect}``.
 
 ``train`` runs one fine-tuning run (resumable; run it under ``torchrun --nproc_per_node N`` for
 multi-GPU data parallelism); ``models``, ``datasets`` and ``methods`` list what the registries
-hold (plus any timm model, and the user dataset kinds); ``sweep`` and ``collect`` (from
+hold (plus any timm model, and the user dataset kinds); ``plot`` draws runs' curves
+(:mod:`deepnet.plot`); ``sweep`` and ``collect`` (from
 :mod:`deepnet.sweep.cli`) run a sweep spec and tabulate it. Every command takes ``--import MODULE``
 (:mod:`deepnet.plugins`).
 """
@@ -11,28 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 from deepnet.config import USER_DATASET_DEFAULTS, RunConfig
+from deepnet.helpformat import HelpFormatter
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.cli import add_parser as add_sweep_parsers
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each option's default (except for required options and defaults of None), wraps the
-    description's paragraphs and keeps text that starts with "example" (the epilogs) as written."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.required or action.default is None:
-            return action.help
-        return super()._get_help_string(action)
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith("example"):
-            return super()._fill_text(text, width, indent)
-        return "\n\n".join(textwrap.fill(par, width, initial_indent=indent, subsequent_indent=indent)
-                           for par in text.split("\n\n"))
 
 
 TRAIN_EPILOG = """\
@@ -93,7 +78,15 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (GPU if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--out", default=None, help="run directory (default: runs/<config key>)")
     p.add_argument("--keep-checkpoint", action="store_true", help="keep OUT/checkpoint.pt after the run ends")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars: one line per epoch instead")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch and BLAS threads (default: torch's, one per core; on a loaded machine fewer "
+                        "can be much faster)")
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="also evaluate every N optimizer steps (logged to OUT/metrics.jsonl only)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write OUT/metrics.jsonl's scalars as TensorBoard events in OUT/tensorboard "
+                        "(needs the tensorboard package)")
     p.set_defaults(func=_run_train)
 
 
@@ -109,6 +102,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         metric=args.metric, augment=args.augment, plugins=args.imports,
         compile=args.compile, fused_optimizer=args.fused_optimizer, tf32=args.tf32,
         persistent_workers=args.persistent_workers,
+        eval_every=args.eval_every, tensorboard=args.tensorboard,
     )
 
 
@@ -117,6 +111,10 @@ def _run_train(args: argparse.Namespace) -> int:
     from deepnet.train import train
 
     cfg = config_from_args(args)
+    if args.threads is not None:
+        from deepnet.sweep.runner import set_threads
+
+        set_threads(args.threads)
     get_method(cfg.method)  # fail on an unknown method before building models and data
     out = Path(args.out) if args.out else Path("runs") / cfg.key()
     record = train(cfg, out, progress=not args.no_progress, keep_checkpoint=args.keep_checkpoint)
@@ -224,6 +222,32 @@ def _run_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_plot_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "plot", help="plot train loss, LR and the eval metrics of runs against steps (PNG and PDF)",
+        description="Read metrics.jsonl of each run directory given, or of every run under a sweep root, and "
+                    "draw the train loss, the learning rate and each evaluated metric (ID val, ID test, each "
+                    "OOD split) against optimizer steps, one line per run.",
+        epilog="examples:\n  python -m deepnet plot runs/my_run\n"
+               "  python -m deepnet plot out/sweeps/my_sweep --out figures/my_sweep_curves",
+        formatter_class=HelpFormatter)
+    p.add_argument("paths", nargs="+", type=Path, metavar="RUN_DIR_OR_SWEEP_ROOT",
+                   help="run directories or sweep roots")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output path without suffix, written as .png and .pdf (default: FIRST_PATH/curves)")
+    p.set_defaults(func=_run_plot)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from deepnet.plot import find_runs, plot_runs, save_figure
+
+    runs = find_runs(args.paths)
+    out = args.out or args.paths[0] / "curves"
+    for path in save_figure(plot_runs(runs), out):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m deepnet`` parser; every subcommand takes ``--import MODULE``."""
     parser = argparse.ArgumentParser(
@@ -235,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models_parser(subparsers)
     _add_datasets_parser(subparsers)
     _add_methods_parser(subparsers)
+    _add_plot_parser(subparsers)
     add_sweep_parsers(subparsers)
     for command in subparsers.choices.values():
         add_import_argument(command)
@@ -243,13 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from deepnet.data import DatasetLayoutError
+    from deepnet.metrics_log import TensorBoardUnavailable
     from deepnet.models import PretrainedUnavailableError
 
     args = build_parser().parse_args(argv)
     try:
         args.imports = plugins_from_args(args)
         return args.func(args)
-    except (KeyError, ValueError, PluginError, DatasetLayoutError, PretrainedUnavailableError) as err:
+    except (KeyError, ValueError, PluginError, DatasetLayoutError, PretrainedUnavailableError,
+            TensorBoardUnavailable) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)
         return 2

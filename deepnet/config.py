@@ -11,7 +11,7 @@ from typing import Any
 
 # Fields that change how fast or where a run executes but not what it computes (up to numerics);
 # they stay out of key() so a sweep resumes on another machine or with more loader workers.
-EXECUTION_ONLY = ("num_workers", "device", "data_root", "plugins")
+EXECUTION_ONLY = ("num_workers", "device", "data_root", "plugins", "eval_every", "tensorboard")
 # Fields that declare a user dataset (deepnet.data.user); None (a registered dataset) stays out of
 # key(), so runs on registered datasets keep their keys. With dataset_kind set, metric and augment
 # left at None take these defaults.
@@ -64,6 +64,10 @@ class RunConfig:
     ``lp_scaling`` (``"per_feature"`` / ``"global"``) and ``lp_max_iter`` (lbfgs iterations per C)
     of the linear probe of LP / LP-FT, ``normalize_lp`` (rescale the probe's head to a fresh
     head's std before fine-tuning), ``use_net_val_mode`` (train with the network in eval mode).
+
+    ``eval_every`` adds an evaluation every N optimizer steps to the per-epoch ones and
+    ``tensorboard`` writes TensorBoard events beside ``metrics.jsonl`` (:mod:`deepnet.metrics_log`);
+    both only log (the training RNG is untouched), so they stay out of ``key()``.
     """
 
     model: str
@@ -96,6 +100,8 @@ class RunConfig:
     lp_max_iter: int | None = None
     normalize_lp: bool | None = None
     use_net_val_mode: bool | None = None
+    eval_every: int | None = None
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):  # lr=1 becomes 1.0, so both give the same key()
@@ -105,7 +111,7 @@ class RunConfig:
         for name in ("batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("epochs", "max_train_steps", "image_size"):
+        for name in ("epochs", "max_train_steps", "image_size", "eval_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value}")
@@ -139,10 +145,9 @@ class RunConfig:
     def key(self) -> str:
         """Stable 16-hex-digit hash of everything that determines the result (the sweep run dir name).
 
-        Execution-only fields (num_workers, device, data_root, plugins), user-dataset fields and
-        method options left at None, and speed options that are off are left out, so keys from
-        before those fields existed stay valid. Floats are hashed by ``repr`` so 1e-4 and 0.0001
-        agree.
+        Execution-only fields (:data:`EXECUTION_ONLY`), user-dataset fields and method options
+        left at None, and speed options that are off are left out, so keys from before those
+        fields existed stay valid. Floats are hashed by ``repr`` so 1e-4 and 0.0001 agree.
         """
         payload = {k: v for k, v in self.to_dict().items()
                    if k not in EXECUTION_ONLY

@@ -17,6 +17,9 @@ What a run does (SGD paper, Section 4 and Appendix A):
 * stops with status ``"diverged"`` (not an exception) at the first training step whose loss is not
   finite or exceeds :func:`divergence_bound` (``DIVERGENCE_FACTOR`` x the larger of the run's first
   step loss and ln(classes), the loss of a uniform guess); the record's ``divergence`` says where;
+* logs every optimizer step's loss and LR and every evaluation (each epoch, and every
+  ``cfg.eval_every`` steps) to ``run_dir/metrics.jsonl`` (:mod:`deepnet.metrics_log`), and prints
+  one line per epoch when progress bars are off;
 * writes ``run_dir/result.json`` atomically (the record in the deepnet interface contract), with
   the fingerprint of the data it trained on (:func:`data_fingerprint`).
 
@@ -31,6 +34,7 @@ import dataclasses
 import math
 import pickle
 import random
+import sys
 import time
 import warnings
 import zipfile
@@ -49,6 +53,7 @@ from deepnet.config import RunConfig
 from deepnet.distributed import DistContext
 from deepnet.evaluate import SplitMetrics, evaluate
 from deepnet.methods import Method, ProbeData, get_method
+from deepnet.metrics_log import MetricsLog, eval_scalars
 from common.io import atomic_path, move_aside, read_json, write_json
 from common.provenance import git_commit
 from deepnet.results import environment, split_fingerprint
@@ -194,6 +199,21 @@ def float32_matmul_precision(tf32: bool) -> Iterator[None]:
         torch.set_float32_matmul_precision(previous)
 
 
+def epoch_line(name: str, epoch: int, epochs: int, entry: dict[str, Any]) -> str:
+    """The one line an epoch prints without progress bars.
+
+    Examples
+    --------
+    >>> epoch_line("m-d-sgd-lr0.01-s0", 0, 2, {"steps": 3, "train_loss": 0.6931, "last_lr": 0.005,
+    ...            "id_val": 0.5, "id_test": 0.25, "ood": {"ood_test": 0.5}, "time_s": 1.25})
+    'm-d-sgd-lr0.01-s0 epoch 1/2 step 3 loss 0.6931 lr 0.005 id_val 0.500 id_test 0.250 ood_test 0.500 (1.2s)'
+    """
+    ood = "".join(f" {name} {value:.3f}" for name, value in entry["ood"].items())
+    return (f"{name} epoch {epoch + 1}/{epochs} step {entry['steps']} loss {entry['train_loss']:.4f} "
+            f"lr {entry['last_lr']:.3g} id_val {entry['id_val']:.3f} id_test {entry['id_test']:.3f}{ood} "
+            f"({entry['time_s']:.1f}s)")
+
+
 def _wants_cuda(device: str) -> bool:
     if device == "auto":
         return torch.cuda.is_available()
@@ -300,6 +320,7 @@ class _Run:
         self.stage_info: dict[str, Any] = {}
         self.status = "ok"
         self.elapsed = 0.0
+        self.log: MetricsLog | None = None
 
     # --- setup helpers ----------------------------------------------------------------------
     def _enable_grad_checkpointing(self) -> None:
@@ -343,6 +364,7 @@ class _Run:
                 move_aside(self.checkpoint_path, PREVIOUS)
             with atomic_path(self.checkpoint_path) as tmp:
                 torch.save(state, tmp)
+            self.log.sync()
         distributed.barrier(self.ctx)
 
     def _checkpoints(self) -> list[Path]:
@@ -453,10 +475,22 @@ class _Run:
             self.step += 1
             n_steps += 1
             loss_sum += loss_now
+            self.log.step(self.step, epoch, loss_now, cfg.lr * factor)
+            every = cfg.eval_every
+            if every and self.step % every == 0 and s < self.steps_per_epoch - 1 and self.step < self.total_steps:
+                self._evaluate_mid_epoch(epoch)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / n_steps:.4f}")
         bar.close()
         return loss_sum / max(n_steps, 1)
+
+    def _evaluate_mid_epoch(self, epoch: int) -> None:
+        """An ``eval_every`` evaluation, logged only; the RNG streams and train mode are restored, so
+        training continues as without it."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            self.log.evaluation(self.step, epoch, eval_scalars(self._evaluate_all()))
+        self.model.train()
 
     def _evaluate_all(self) -> dict[str, Any]:
         """ID val / ID test accuracy and each OOD split's dataset metric (plus plain OOD accuracy)."""
@@ -481,11 +515,19 @@ class _Run:
     def execute(self) -> dict[str, Any]:
         t0 = time.time()
         resumed = self._load_checkpoint()
+        self.log = MetricsLog(self.run_dir, self.step if resumed else None, self.cfg.tensorboard, self.ctx.is_main)
+        try:
+            return self._stages(t0, resumed)
+        finally:
+            self.log.close()
+
+    def _stages(self, t0: float, resumed: bool) -> dict[str, Any]:
         if not resumed and self.method.needs_probe_data:
             self.stage_info = self.method.prepare(self.model, self._probe_data())
         if not self.method.fine_tunes:
             if not self.history:
                 self.history.append({"epoch": 0, "train_loss": None, "last_lr": None, "steps": 0, **self._evaluate_all()})
+                self.log.evaluation(0, 0, eval_scalars(self.history[-1]))
             return self._finish(t0)
         epochs = range(self.start_epoch, self.epochs)
         bar = tqdm(epochs, desc=self.cfg.run_name(), disable=not self.progress)
@@ -504,7 +546,10 @@ class _Run:
             entry = {"epoch": epoch, "train_loss": train_loss, "last_lr": last["lr"] / last["lr_mult"],
                      "steps": self.step, **self._evaluate_all(), "time_s": time.time() - t_epoch}
             self.history.append(entry)
+            self.log.evaluation(self.step, epoch, eval_scalars(entry))
             bar.set_postfix(id_val=f"{entry['id_val']:.3f}", ood_avg=entry["ood_avg"])
+            if not self.progress and self.ctx.is_main:
+                print(epoch_line(self.cfg.run_name(), epoch, self.epochs, entry), file=sys.stderr, flush=True)
             self.elapsed += time.time() - t0
             t0 = time.time()
             self._save_checkpoint(epoch + 1)

@@ -208,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_fixture)
     p = sub.add_parser("probe", help="raw-pixel baseline (linear, or CNN): ID vs OOD (and per-group) accuracy")
     p.add_argument("name")
-    p.add_argument("--root", default=None)
-    p.add_argument("--size", type=int, default=16, help="pixels per side of the grey features (default 16)")
+    p.add_argument("--data-root", "--root", dest="root", default=None, help="dataset directory (--root: old name)")
+    p.add_argument("--image-size", "--size", dest="size", type=int, default=16,
+                   help="pixels per side of the grey features (default 16; --size: old name)")
     p.add_argument("--max-images", type=int, default=5000, help="subsample each split to at most this")
     p.add_argument("--C", type=float, default=0.1, help="inverse L2 strength (default 0.1)")
     p.add_argument("--cnn-epochs", type=int, default=0,

@@ -11,7 +11,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from deepnet.helpformat import HelpFormatter
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
+from deepnet.sweep.collect import FORMATS
 from deepnet.sweep.spec import SpecError, load_spec, tomllib
 
 SWEEP_EPILOG = """\
@@ -43,10 +45,13 @@ COLLECT_EPILOG = """\
 For each (model, dataset, method) and seed the LR with the best ID-val accuracy is chosen (never on
 OOD); accuracies are then averaged over seeds with a two-sided 90% Student-t interval (shown as
 "mean ± half-width", in percent; the CSV holds fractions). --diff A-B pairs the two methods' chosen
-runs by seed and gives the interval of the per-seed differences (in points).
+runs by seed and gives the interval of the per-seed differences (in points). A dataset with several
+OOD splits gets one column per split (no equal-weight ood_avg unless --ood-avg). A warning names
+each cell whose chosen LR is at the edge of a grid of three or more LRs.
 
 examples:
   python -m deepnet collect out/sweeps/table1 --out table1.md
+  python -m deepnet collect out/sweeps/table1 --format latex --out table1.tex
   python -m deepnet collect out/sweeps/table1 --pivot ood_avg --methods sgd,adamw,sgd_freeze_embed
   python -m deepnet collect out/sweeps/table1 --diff sgd_freeze_embed-sgd --diff adamw-sgd
 """
@@ -59,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run a sweep spec (TOML): models x datasets x methods x LRs x seeds, resumable",
         description="Run every run of a sweep spec that is not done yet.",
         epilog=SWEEP_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     sweep.add_argument("specs", nargs="+", type=Path, metavar="SPEC",
                        help="sweep spec(s), e.g. experiments/specs/table1.toml")
@@ -87,14 +92,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     launch.add_argument("--gpus", help="local: comma-separated GPU ids to use (default: all visible)")
     launch.add_argument("--cpu-workers", type=int, default=1, metavar="N",
                         help="local without a GPU: N worker processes with cores/N torch threads each "
-                             "(default 1: sequential in this process)")
+                             "(1: sequential in this process)")
     launch.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                         help="slurm: submitit AutoExecutor parameter over the spec's [slurm] table, "
                              "e.g. slurm_partition=gpu, timeout_min=720, gpus_per_node=1")
     launch.add_argument("--no-wait", action="store_true", help="slurm: return after submitting")
     launch.add_argument("--cluster", choices=["slurm", "local", "debug"],
                         help="slurm: submitit backend (default: Slurm when available)")
-    sweep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    launch.add_argument("--threads", type=int, metavar="N",
+                        help="torch and BLAS threads of this process and of each CPU worker (default: torch's; "
+                             "with --cpu-workers: cores / N)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bars: one line per epoch instead")
     sweep.set_defaults(func=cmd_sweep)
 
     collect = subparsers.add_parser(
@@ -102,20 +110,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="tables from a sweep's results: best LR on ID val, mean and 90%% interval over seeds",
         description="Collect result records (results.jsonl) into a table.",
         epilog=COLLECT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     collect.add_argument("paths", nargs="+", type=Path, help="sweep directories or .jsonl files")
     collect.add_argument("--selection", choices=["per_seed", "mean"], default="per_seed",
-                         help="per_seed: best LR per seed (default); mean: one LR per cell by mean ID val")
-    collect.add_argument("--format", choices=["markdown", "csv"],
-                         help="output format (default: from --out's suffix, else markdown)")
+                         help="per_seed: best LR per seed; mean: one LR per cell by mean ID val")
+    collect.add_argument("--format", choices=FORMATS + ("markdown",),
+                         help="output format, markdown also as md (default: from --out's suffix .md, .csv, "
+                              ".tex or .json, else md)")
+    collect.add_argument("--ood-avg", action="store_true",
+                         help="keep the equal-weight ood_avg column for datasets with several OOD splits "
+                              "(default: only one column per split)")
     collect.add_argument("--pivot", metavar="METRIC",
                          help="markdown, one metric (e.g. ood_avg, id_val, worst_group) with a column per "
                               "method and a row per model x dataset")
     collect.add_argument("--diff", action="append", default=[], metavar="A-B",
                          help="markdown, method A minus method B paired by seed, on --metric (repeatable), "
                               "e.g. --diff sgd_freeze_embed-sgd")
-    collect.add_argument("--metric", default="ood_avg", help="the metric of --diff (default: ood_avg)")
+    collect.add_argument("--metric", default="ood_avg", help="the metric of --diff")
     collect.add_argument("--methods", metavar="M1,M2,...",
                          help="only these methods, in this order (the pivot's columns)")
     collect.add_argument("--out", type=Path, help="write the table here (atomically) instead of stdout")
@@ -154,6 +166,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     if args.cpu_workers < 1:
         print(f"error: --cpu-workers must be >= 1, got {args.cpu_workers}", file=sys.stderr)
+        return 2
+    if args.threads is not None and args.threads < 1:
+        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
         return 2
     if args.max_runs is not None and args.max_runs < 1:
         print(f"error: --max-runs must be >= 1, got {args.max_runs}", file=sys.stderr)
@@ -198,8 +213,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{len(states)} runs under {root}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         return 0
     options: dict[str, Any] = {}
+    if args.threads is not None:
+        from deepnet.sweep.runner import set_threads
+
+        set_threads(args.threads)
     if args.launcher == "local":
         options["cpu_workers"] = args.cpu_workers
+        options["threads"] = args.threads
         if args.gpus:
             options["gpus"] = [int(g) for g in args.gpus.split(",")]
     if args.launcher == "slurm":
@@ -226,8 +246,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from common.io import write_text
-    from deepnet.sweep.collect import (differences_to_markdown, load_records, paired_differences, select_best,
-                                       summarize, to_csv, to_markdown, to_pivot_markdown)
+    from deepnet.sweep.collect import (differences_to_markdown, load_records, lr_edge_warnings, paired_differences,
+                                       per_split, select_best, summarize, to_csv, to_json, to_latex, to_markdown,
+                                       to_pivot_markdown)
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -243,13 +264,16 @@ def cmd_collect(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     cells = select_best(records, args.selection)
-    rows = summarize(cells)
+    for message in lr_edge_warnings(cells):
+        print(f"warning: {message}", file=sys.stderr)
+    rows = summarize(cells) if args.ood_avg else per_split(summarize(cells))
     methods = args.methods.split(",") if args.methods else None
     if methods:
         rows = [row for row in rows if row["method"] in methods]
         rows.sort(key=lambda row: methods.index(row["method"]))
-    fmt = args.format or ("csv" if args.out and args.out.suffix == ".csv" else "markdown")
-    if (args.pivot or args.diff) and fmt != "markdown":
+    by_suffix = {".csv": "csv", ".tex": "latex", ".json": "json"}
+    fmt = {"markdown": "md"}.get(args.format, args.format) or by_suffix.get(args.out.suffix if args.out else "", "md")
+    if (args.pivot or args.diff) and fmt != "md":
         print("error: --pivot and --diff write markdown only", file=sys.stderr)
         return 2
     try:
@@ -258,7 +282,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         elif args.pivot:
             text = to_pivot_markdown(rows, args.pivot, methods)
         else:
-            text = to_csv(rows) if fmt == "csv" else to_markdown(rows)
+            text = {"md": to_markdown, "csv": to_csv, "latex": to_latex, "json": to_json}[fmt](rows)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

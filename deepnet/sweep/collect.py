@@ -16,8 +16,7 @@ rather than a percentile one, since the paper uses 3 seeds and percentiles of 3 
 """
 from __future__ import annotations
 
-import csv
-import io
+import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -25,10 +24,12 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Any, Iterable
 
+import pandas as pd
 from scipy import stats
 
 from deepnet.config import EXECUTION_ONLY, METHOD_OPTIONS, RunConfig  # EXECUTION_ONLY: never a separate cell
 from common.io import read_json, read_jsonl
+from deepnet.metrics_log import METRICS
 from deepnet.sweep.runner import DONE_FILE, RESULT_FILE
 
 SELECTIONS = ("per_seed", "mean")
@@ -48,7 +49,8 @@ class Cell:
 
 
 def load_records(paths: str | Path | Iterable[str | Path], strict: bool = False) -> list[dict]:
-    """Result records from JSON-lines files, or from a directory: every ``*.jsonl`` under it plus
+    """Result records from JSON-lines files, or from a directory: every ``*.jsonl`` under it (but
+    runs' ``metrics.jsonl``) plus
     the ``result.json`` of every finished (``done``) sweep run under it.
 
     The run directories are the source of truth, so a line lost from ``results.jsonl`` (e.g. file
@@ -81,7 +83,8 @@ def load_records(paths: str | Path | Iterable[str | Path], strict: bool = False)
     by_key: dict[str, dict] = {}
     for path in map(Path, paths):
         if path.is_dir():
-            sources = [(file, read_jsonl(file, strict=strict)) for file in sorted(path.rglob("*.jsonl"))]
+            sources = [(file, read_jsonl(file, strict=strict)) for file in sorted(path.rglob("*.jsonl"))
+                       if file.name != METRICS]  # a run's curves, not result records
             sources += [(result, _read_result(result, strict)) for result in
                         (done.with_name(RESULT_FILE) for done in sorted(path.rglob(DONE_FILE)))]
         elif path.is_file():
@@ -201,37 +204,83 @@ def summarize(cells: list[Cell]) -> list[dict[str, Any]]:
     return rows
 
 
+FORMATS = ("md", "csv", "latex", "json")
+_LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"}
+
+
+def per_split(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows without ``ood_avg`` where a row has several OOD splits (their own columns remain):
+    an equal-weight average of different shifts is rarely what a table should show."""
+    def n_splits(row: dict[str, Any]) -> int:
+        return sum(c.startswith("ood/") and c.endswith("_mean") for c in row)
+
+    return [{k: v for k, v in row.items() if not (n_splits(row) > 1 and k.startswith("ood_avg_"))} for row in rows]
+
+
+def lr_edge_warnings(cells: list[Cell]) -> list[str]:
+    """One message per cell whose chosen LR is the smallest or largest of at least three LRs it
+    ran: the best LR may lie outside the grid."""
+    messages = []
+    for cell in cells:
+        grid = sorted({r["config"]["lr"] for r in cell.runs})
+        if len(grid) < 3:
+            continue
+        for lr in sorted({r["config"]["lr"] for r in cell.chosen}):
+            if lr in (grid[0], grid[-1]):
+                edge = "smallest" if lr == grid[0] else "largest"
+                name = "/".join(str(cell.setting[k]) for k in _ALWAYS_SHOWN)
+                messages.append(f"{name}: the chosen lr {lr:g} is the {edge} of its grid "
+                                f"[{', '.join(f'{g:g}' for g in grid)}]; the best LR may lie outside it")
+    return messages
+
+
+def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as a DataFrame, one column per key in order of appearance (None where a row has no
+    value; accuracies as fractions)."""
+    frame = pd.DataFrame(rows)
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def display_frame(rows: list[dict[str, Any]], pm: str = "±", text=str) -> pd.DataFrame:
+    """The rows for reading: settings as ``text(value)``, each metric with a value in some row as
+    one column of ``mean pm half-width`` in percent (empty where there is none)."""
+    frame = to_frame(rows)
+    settings = [c for c in frame.columns if not c.endswith(("_mean", "_ci90"))]
+    metrics = [c[: -len("_mean")] for c in frame.columns if c.endswith("_mean") and frame[c].notna().any()]
+    shown = pd.DataFrame({c: [text("" if v is None else v) for v in frame[c]] for c in settings})
+    for m in metrics:
+        halves = frame[f"{m}_ci90"] if f"{m}_ci90" in frame else [None] * len(frame)
+        shown[text(m)] = [_percent(c, h, pm) for c, h in zip(frame[f"{m}_mean"], halves)]
+    return shown
+
+
 def to_csv(rows: list[dict[str, Any]]) -> str:
     """The rows as CSV (accuracies as fractions in [0, 1]; empty cells where there is no value)."""
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-    return out.getvalue()
+    return to_frame(rows).to_csv(index=False, lineterminator="\n")
+
+
+def to_json(rows: list[dict[str, Any]]) -> str:
+    """The rows as a JSON list of objects (accuracies as fractions; null where there is no value)."""
+    return json.dumps(to_frame(rows).to_dict(orient="records"), indent=2) + "\n"
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     """The rows as a markdown table, accuracies in percent as ``mean ± 90% half-width``."""
     if not rows:
         return "(no results)\n"
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    settings = [c for c in columns if not c.endswith(("_mean", "_ci90"))]
-    metrics = [c[: -len("_mean")] for c in columns if c.endswith("_mean")]
-    metrics = [m for m in metrics if any(row.get(f"{m}_mean") is not None for row in rows)]
-    lines = [
-        "| " + " | ".join(settings + metrics) + " |",
-        "|" + "---|" * (len(settings) + len(metrics)),
-    ]
-    for row in rows:
-        cells = [str(row.get(c, "")) for c in settings]
-        cells += [_percent(row.get(f"{m}_mean"), row.get(f"{m}_ci90")) for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
+    shown = display_frame(rows)
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(values) + " |" for values in shown.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def to_latex(rows: list[dict[str, Any]]) -> str:
+    """The rows as a LaTeX ``tabular`` (booktabs rules), accuracies in percent as
+    ``mean $\\pm$ 90% half-width``, special characters of names escaped."""
+    if not rows:
+        return "% no results\n"
+    shown = display_frame(rows, pm="$\\pm$", text=lambda v: "".join(_LATEX_SPECIALS.get(c, c) for c in str(v)))
+    return shown.to_latex(index=False, escape=False)
 
 
 def to_pivot_markdown(rows: list[dict[str, Any]], metric: str, methods: list[str] | None = None) -> str:
@@ -339,7 +388,8 @@ def _varying_settings(cells: list[Cell]) -> list[str]:
     return varying
 
 
-def _percent(centre: float | None, half: float | None) -> str:
-    if centre is None:
+def _percent(centre: float | None, half: float | None, pm: str = "±") -> str:
+    if centre is None or (isinstance(centre, float) and math.isnan(centre)):
         return ""
-    return f"{100 * centre:.1f}" + (f" ± {100 * half:.1f}" if half is not None else "")
+    has_half = half is not None and not (isinstance(half, float) and math.isnan(half))
+    return f"{100 * centre:.1f}" + (f" {pm} {100 * half:.1f}" if has_half else "")

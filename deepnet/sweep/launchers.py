@@ -121,9 +121,11 @@ def launch_local(
     progress: bool = True,
     gpus: list[int] | None = None,
     cpu_workers: int = 1,
+    threads: int | None = None,
 ) -> list[RunOutcome]:
     """Sequential on CPU / one GPU; otherwise one ``LocalExecutor`` job per GPU in ``gpus`` or,
     with no GPU, ``cpu_workers`` CPU jobs, each working through a round-robin share of ``cfgs``.
+    ``threads`` sets each CPU job's torch and BLAS threads (default: cores // ``cpu_workers``).
 
     ``gpus`` defaults to the visible CUDA devices (``CUDA_VISIBLE_DEVICES`` ids when set).
     """
@@ -133,7 +135,7 @@ def launch_local(
     if len(gpus) > 1:
         workers = [_Worker(f"gpu{gpu}", visible_gpus=(gpu,)) for gpu in gpus]
     elif not gpus and cpu_workers > 1:
-        threads = max(1, (os.cpu_count() or 1) // cpu_workers)
+        threads = threads or max(1, (os.cpu_count() or 1) // cpu_workers)
         workers = [_Worker(f"cpu{i}", visible_gpus=(), threads=threads) for i in range(cpu_workers)]
     else:
         workers = []

@@ -228,6 +228,18 @@ def _finish_books(root: str | Path, run_dir: Path, record: dict) -> None:
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
 
 
+def set_threads(threads: int) -> None:
+    """Use ``threads`` torch threads and numpy/scipy BLAS threads (e.g. the linear probe's lbfgs)
+    in this process: on a loaded machine fewer threads than cores can be much faster."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+
+
 def run_many(
     cfgs: list[dict], root: str, train_fn: TrainFn | None = None, progress: bool = False,
     threads: int | None = None, owner_lock: str | None = None,
@@ -242,11 +254,7 @@ def run_many(
     if owner_lock is not None:
         threading.Thread(target=_die_with_owner, args=(owner_lock,), daemon=True, name="owner-watch").start()
     if threads is not None:
-        import torch
-        from threadpoolctl import threadpool_limits
-
-        torch.set_num_threads(threads)
-        threadpool_limits(threads)  # numpy/scipy BLAS, e.g. the linear probe's lbfgs; for this process
+        set_threads(threads)
     return [run_one(RunConfig.from_dict(c), root, train_fn, progress) for c in cfgs]
 
 

@@ -17,7 +17,7 @@ def test_fixture_then_check_and_probe(tmp_path, capsys):
     root = capsys.readouterr().out.strip()
     assert main(["check", "camelyon", "--data-root", root, "--image-size", "8"]) == 0
     assert "train" in capsys.readouterr().out
-    assert main(["probe", "camelyon", "--root", root, "--size", "8"]) == 0
+    assert main(["probe", "camelyon", "--data-root", root, "--image-size", "8"]) == 0
     out = capsys.readouterr().out
     assert "ood_test" in out and "worst-group" in out  # camelyon items carry hospital groups
 

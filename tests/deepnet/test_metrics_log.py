@@ -1,0 +1,95 @@
+"""metrics.jsonl (per step, per evaluation, resume without duplicates) and ``python -m deepnet plot``."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from deepnet.__main__ import main
+from deepnet.config import RunConfig
+from deepnet.data import make_fixture
+from deepnet.metrics_log import METRICS, read_metrics
+from deepnet.plot import find_runs, plot_runs
+from deepnet.train import RESULT, _Run, train
+from common.io import read_json
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return str(make_fixture("waterbirds", tmp_path_factory.mktemp("data"), n_per_class=2, image_size=16))
+
+
+def _cfg(root: str, **kw) -> RunConfig:
+    base = dict(model="small_vit", dataset="waterbirds", method="sgd", lr=1e-2, epochs=2, batch_size=4,
+                data_root=root, pretrained=False, num_workers=0)
+    return RunConfig(**{**base, **kw})
+
+
+def test_every_step_and_evaluation_is_logged_and_plotted(root, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--model", "small_vit", "--dataset", "waterbirds", "--method", "sgd", "--lr", "0.01",
+            "--data-root", root, "--no-pretrained", "--epochs", "2", "--batch-size", "4", "--num-workers", "0",
+            "--out", str(out), "--no-progress", "--eval-every", "2"]
+    assert main(argv) == 0
+    history = read_json(out / RESULT)["history"]
+    steps, evals = read_metrics(out)
+    assert [r["step"] for r in steps] == list(range(1, 7)) and [r["epoch"] for r in steps] == [0] * 3 + [1] * 3
+    assert all(a["lr"] > b["lr"] for a, b in zip(steps, steps[1:]))  # cosine decay
+    assert steps[-1]["lr"] == pytest.approx(history[-1]["last_lr"])
+    assert [r["step"] for r in evals] == [2, 3, 4, 6]  # every 2 steps, plus each epoch's end
+    epoch_ends = [r for r in evals if r["step"] in (3, 6)]
+    assert [r["id_val"] for r in epoch_ends] == [h["id_val"] for h in history]
+    assert [r["ood/ood_test"] for r in epoch_ends] == [h["ood"]["ood_test"] for h in history]
+    err = capsys.readouterr().err
+    assert err.count(" epoch ") == 2 and "epoch 2/2 step 6" in err  # one line per epoch
+
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path), "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig.png").exists() and (tmp_path / "fig.pdf").exists()
+    axes = {ax.get_title(): ax for ax in plot_runs(find_runs([tmp_path])).axes if ax.get_visible()}
+    assert list(axes) == ["train loss", "lr", "id_val", "id_test", "ood/ood_test"]
+    (loss,) = axes["train loss"].get_lines()
+    assert list(loss.get_xdata()) == list(range(1, 7))
+    assert list(loss.get_ydata()) == [r["loss"] for r in steps]
+    assert loss.get_label() == _cfg(root).run_name()
+    (val,) = axes["id_val"].get_lines()
+    assert list(val.get_ydata()) == [r["id_val"] for r in evals]
+
+
+def test_a_resumed_run_logs_each_step_once(root, tmp_path, monkeypatch):
+    cfg = _cfg(root)
+    train(cfg, tmp_path / "full", progress=False)
+    original = _Run._save_checkpoint
+
+    def save_then_crash(self, next_epoch):
+        original(self, next_epoch)
+        with open(self.run_dir / METRICS, "a") as f:  # logged after the checkpoint, then a torn line
+            f.write(json.dumps({"kind": "step", "step": 4, "epoch": 1, "loss": 9.0, "lr": 1.0}) + "\n{\"kind")
+        raise KeyboardInterrupt("simulated preemption after epoch 0")
+
+    monkeypatch.setattr(_Run, "_save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed", progress=False)
+    assert [r["step"] for r in read_metrics(tmp_path / "resumed")[0]] == [1, 2, 3, 4]
+    monkeypatch.setattr(_Run, "_save_checkpoint", original)
+    train(cfg, tmp_path / "resumed", progress=False)
+    full, resumed = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "resumed")
+    assert [r["step"] for r in resumed[0]] == list(range(1, 7)) and [r["step"] for r in resumed[1]] == [3, 6]
+    assert [r["loss"] for r in resumed[0]] == pytest.approx([r["loss"] for r in full[0]])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard is installed")
+def test_tensorboard_without_the_package_is_one_clear_error(root, tmp_path, capsys):
+    argv = ["train", "--model", "small_vit", "--dataset", "waterbirds", "--method", "sgd", "--lr", "0.01",
+            "--data-root", root, "--no-pretrained", "--epochs", "1", "--num-workers", "0",
+            "--out", str(tmp_path / "run"), "--tensorboard"]
+    assert main(argv) == 2
+    assert "pip install tensorboard" in capsys.readouterr().err
+    assert not (tmp_path / "run" / RESULT).exists()
+
+
+def test_plot_without_runs_is_a_clear_error(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert f"no {METRICS} in {tmp_path}" in capsys.readouterr().err
+    assert not (tmp_path / "curves.png").exists()
