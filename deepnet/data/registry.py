@@ -118,13 +118,48 @@ def build_splits(
     preprocess: PreprocessLike | None = None,
     train_augment: bool = True,
 ) -> dict[str, Dataset]:
-    """Build every split of benchmark ``name``.
+    """Build every split of a registered benchmark.
 
-    ``root`` is the dataset directory (see ``dataset_info(name).layout``); offline benchmarks
-    accept ``None`` (installed data) or a directory overriding the installed location.
-    ``preprocess`` gives mean, std and input_size (H, W); ``None`` uses ImageNet statistics at the
-    benchmark's default size. ``train_augment=False`` gives the train split the eval transform.
-    Raises :class:`DatasetLayoutError` when data is missing or malformed.
+    Parameters
+    ----------
+    name : str
+        A registered dataset (``python -m deepnet datasets`` lists them; plugins and the user kinds
+        of :mod:`deepnet.data.user` register more).
+    root : str, Path or None
+        The dataset directory in its standard layout (``dataset_info(name).layout``). Offline
+        benchmarks accept ``None`` (the installed data) or a directory overriding that location.
+    preprocess : Preprocess-like, optional
+        Mean, std and input_size (H, W), normally the model's own
+        (:attr:`~deepnet.models.registry.ModelBundle.preprocess`); ``None`` uses ImageNet
+        statistics at the benchmark's default size.
+    train_augment : bool, optional
+        Augment the train split (default); ``False`` gives it the evaluation transform.
+
+    Returns
+    -------
+    dict of str to Dataset
+        One torch ``Dataset`` per split, in the order ``dataset_info(name).split_names``
+        (``train``, ``id_val``, ``id_test``, then the OOD splits). Items are ``(image, label)``,
+        or ``(image, label, group)`` for datasets with groups.
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not registered (the message lists the registered ones).
+    DatasetLayoutError
+        The data is missing or malformed (the message names the path and the expected layout).
+
+    References
+    ----------
+    Kumar, Shen, Bubeck, Gunasekar, "How to Fine-Tune Vision Models with SGD", arXiv:2211.09359,
+    Sec. 4 (the benchmarks and their ID / OOD splits).
+
+    Examples
+    --------
+    >>> from deepnet.data.registry import build_splits
+    >>> splits = build_splits("digits", None)
+    >>> {split: len(data) for split, data in splits.items()}
+    {'train': 4000, 'id_val': 500, 'id_test': 500, 'ood_test': 1797}
     """
     entry = DATASETS.get(name)
     info = entry.info

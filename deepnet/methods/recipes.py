@@ -69,5 +69,36 @@ _add(ProbeThenTune("lp_ft_sgd_freeze_embed", "LP-FT with SGD (freeze-embed) fine
 
 
 def get_method(name: str) -> Method:
-    """The registered method called ``name`` (unknown names list the known ones)."""
+    """The registered fine-tuning method called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A registered method (``python -m deepnet methods`` lists them with their summaries).
+
+    Returns
+    -------
+    Method
+        The recipe: optimizer, momentum, weight decay, the paper's LR grid, the frozen parameter
+        groups and per-group LR multipliers.
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not registered (the message lists the registered ones).
+
+    References
+    ----------
+    Kumar, Shen, Bubeck, Gunasekar, "How to Fine-Tune Vision Models with SGD", arXiv:2211.09359,
+    Appendix A (grids) and Tables 5 and 7 (the other methods); Kumar et al., "Fine-Tuning can
+    Distort Pretrained Features and Underperform Out-of-Distribution", ICLR 2022,
+    arXiv:2202.10054 (LP and LP-FT).
+
+    Examples
+    --------
+    >>> from deepnet.methods import get_method
+    >>> method = get_method("sgd_freeze_embed")
+    >>> method.optimizer, method.momentum, len(method.lr_grid)
+    ('sgd', 0.9, 6)
+    """
     return METHODS.get(name)

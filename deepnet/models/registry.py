@@ -10,7 +10,6 @@ exactly once; :func:`check_layer_map` enforces that and :func:`create_model` cal
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,8 +22,7 @@ if TYPE_CHECKING:
 
 OFFLINE_ENV = "DEEPNET_OFFLINE"
 
-# Family modules that register factories on import. efficientnet_lite and small are written by the
-# offline-models engineer; a family whose module is not present yet is simply not registered.
+# Family modules that register factories on import.
 # deepnet.models.openclip registers nothing (vit.py imports it for backend="open_clip" only), so
 # open_clip is needed only by that backend, not by every model.
 _FAMILY_MODULES = ("vit", "convnext", "bit", "efficientnet_lite", "small")
@@ -164,21 +162,56 @@ def check_layer_map(model: "Classifier", layer_map: LayerMap) -> None:
 
 
 def load_model_families() -> None:
-    """Import every model family module present so that its factories are registered."""
+    """Import every model family module so that its factories are registered."""
     for family in _FAMILY_MODULES:
-        module = f"deepnet.models.{family}"
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
+        importlib.import_module(f"deepnet.models.{family}")
 
 
 def create_model(name: str, num_classes: int, pretrained: bool = True, **kw) -> ModelBundle:
-    """Build a registered model (or any timm model, :mod:`deepnet.models.timm_any`) with a fresh
-    ``nn.Linear(feature_dim, num_classes)`` head.
+    """Build a model with a fresh linear head, its layer map and its preprocessing.
 
-    ``pretrained=False`` gives random weights, and so does env ``DEEPNET_OFFLINE=1`` for weights that
-    would come from the hub (weights that ship offline still load; :func:`pretrained_weights_used`).
-    Extra keyword arguments go to the family's factory (e.g. ``backend="open_clip"`` for the CLIP
-    models, ``img_size=``, or ``device="meta"`` to build shapes only; every factory takes ``device``).
+    Parameters
+    ----------
+    name : str
+        A registered model (``python -m deepnet models`` lists them) or any timm model name, which
+        :mod:`deepnet.models.timm_any` splits into embedding / middle / head with timm's
+        ``group_matcher``.
+    num_classes : int
+        Outputs of the new ``nn.Linear(feature_dim, num_classes)`` head; >= 1.
+    pretrained : bool, optional
+        Load the pretrained weights (default). ``False`` gives random weights, and so does the
+        environment variable ``DEEPNET_OFFLINE=1`` for weights that would come from the hub;
+        weights that ship offline still load (:func:`pretrained_weights_used`).
+    **kw
+        Passed to the family's factory, e.g. ``backend="open_clip"`` for the CLIP models,
+        ``img_size=``, or ``device="meta"`` to build shapes only (every factory takes ``device``).
+
+    Returns
+    -------
+    ModelBundle
+        The :class:`~deepnet.models.classifier.Classifier`, its :class:`LayerMap` (checked to cover
+        every parameter exactly once, :func:`check_layer_map`) and its :class:`Preprocess`.
+
+    Raises
+    ------
+    ValueError
+        ``num_classes < 1``, or a layer map that misses or repeats a parameter.
+    KeyError
+        ``name`` is neither registered nor a timm model (the message lists the registered ones).
+
+    References
+    ----------
+    Kumar, Shen, Bubeck, Gunasekar, "How to Fine-Tune Vision Models with SGD", arXiv:2211.09359,
+    Appendix A (the embedding layer of each architecture).
+
+    Examples
+    --------
+    >>> from deepnet.models import create_model
+    >>> bundle = create_model("small_resnet", num_classes=10, pretrained=False)
+    >>> type(bundle.model).__name__, bundle.preprocess.input_size
+    ('Classifier', (28, 28))
+    >>> len(bundle.layer_map.head) > 0
+    True
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
