@@ -75,7 +75,7 @@ def procrustes_rotation(B0: np.ndarray, B_star: np.ndarray) -> np.ndarray:
 
 
 def feature_error(B0: np.ndarray, B_star: np.ndarray) -> float:
-    """eps = min over orthogonal U of ||B0 - U B*||_2 (theory-facts: feature error)."""
+    """Feature error eps = min over orthogonal U of ||B0 - U B*||_2 (Kumar et al., arXiv:2202.10054, Sec. 3)."""
     U = procrustes_rotation(B0, B_star)
     return float(np.linalg.norm(B0 - U @ B_star, 2))
 
@@ -354,6 +354,16 @@ def make_problem(d: int, k: int, n: int, m: int | None = None, eps: float = 0.1,
     ----------
     Kumar et al., "Fine-Tuning can Distort Pretrained Features and Underperform
     Out-of-Distribution", arXiv:2202.10054, Sec. 3.
+
+    Examples
+    --------
+    >>> p = make_problem(d=20, k=2, n=5, eps=0.1, seed=0)
+    >>> p.X.shape, p.k, round(p.eps, 12)
+    ((5, 20), 2, 0.1)
+    >>> make_problem(d=20, k=2, n=5, seed=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: seed must be an integer >= 0, got -1
     """
     m = n if m is None else m
     for name, val in (("d", d), ("k", k), ("n", n), ("m", m)):
