@@ -2,6 +2,8 @@
 data (which module prefixes form the embedding, each middle group, the head) instead of code."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
 from deepnet.models.registry import LayerMap
@@ -61,4 +63,41 @@ def layer_map_from_prefixes(
         head=assigned["head"],
         stem=[n for n in embed_names if matches(n, stem)],
         middle_labels=[label for label, _ in kept],
+    )
+
+
+@dataclass(frozen=True)
+class ViTNames:
+    """Where a vision-transformer implementation keeps each part of the SGD paper's grouping.
+
+    ``blocks`` is the prefix of the transformer blocks (``{blocks}.{i}``); ``attn`` / ``mlp`` are the
+    module names, inside one block, of its attention and MLP sub-layers with their norms and layer
+    scales; the rest are module prefixes under the classifier.
+    """
+
+    embed: list[str]
+    stem: list[str]
+    tokens: list[str]
+    blocks: str
+    attn: list[str]
+    mlp: list[str]
+    final_norm: list[str]
+    proj: list[str]
+
+
+def vit_layer_map(model: nn.Module, depth: int, names: ViTNames) -> LayerMap:
+    """Layer map of a classifier around a ViT with ``depth`` blocks: embedding (patch embedding and
+    any pre-norm, Appendix A), tokens, each block's attention and MLP as separate middle groups
+    bottom -> top, final norm, projection, head."""
+    blocks = []
+    for i in range(depth):
+        block = f"{names.blocks}.{i}"
+        blocks.append((f"block{i}.attn", [f"{block}.{m}" for m in names.attn]))
+        blocks.append((f"block{i}.mlp", [f"{block}.{m}" for m in names.mlp]))
+    return layer_map_from_prefixes(
+        model,
+        embed=names.embed,
+        stem=names.stem,
+        middle=[("tokens", names.tokens), *blocks, ("final_norm", names.final_norm), ("proj", names.proj)],
+        head=["head"],
     )

@@ -10,30 +10,22 @@ from __future__ import annotations
 import open_clip
 
 from deepnet.models.classifier import Classifier
-from deepnet.models.grouping import layer_map_from_prefixes
+from deepnet.models.grouping import ViTNames, vit_layer_map
 from deepnet.models.registry import LayerMap, ModelBundle, Preprocess, pretrained_unavailable
 from deepnet.models.timm_backbone import Device, device_context
 
 
+OPEN_CLIP_VIT_NAMES = ViTNames(
+    embed=["backbone.conv1", "backbone.ln_pre"], stem=["backbone.conv1"],
+    tokens=["backbone.class_embedding", "backbone.positional_embedding"],
+    blocks="backbone.transformer.resblocks", attn=["ln_1", "attn", "ls_1"], mlp=["ln_2", "mlp", "ls_2"],
+    final_norm=["backbone.ln_post"], proj=["backbone.proj"],
+)
+
+
 def open_clip_layer_map(model: Classifier, depth: int) -> LayerMap:
     """Layer map of a :class:`Classifier` around an open_clip ``VisionTransformer``."""
-    blocks = []
-    for i in range(depth):
-        b = f"backbone.transformer.resblocks.{i}"
-        blocks.append((f"block{i}.attn", [f"{b}.ln_1", f"{b}.attn", f"{b}.ls_1"]))
-        blocks.append((f"block{i}.mlp", [f"{b}.ln_2", f"{b}.mlp", f"{b}.ls_2"]))
-    return layer_map_from_prefixes(
-        model,
-        embed=["backbone.conv1", "backbone.ln_pre"],
-        stem=["backbone.conv1"],
-        middle=[
-            ("tokens", ["backbone.class_embedding", "backbone.positional_embedding"]),
-            *blocks,
-            ("final_norm", ["backbone.ln_post"]),
-            ("proj", ["backbone.proj"]),
-        ],
-        head=["head"],
-    )
+    return vit_layer_map(model, depth, OPEN_CLIP_VIT_NAMES)
 
 
 def create_open_clip(

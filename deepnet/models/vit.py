@@ -17,7 +17,7 @@ from __future__ import annotations
 from functools import partial
 
 from deepnet.models.classifier import Classifier
-from deepnet.models.grouping import layer_map_from_prefixes
+from deepnet.models.grouping import ViTNames, vit_layer_map
 from deepnet.models.registry import MODELS, LayerMap, ModelBundle
 from deepnet.models.timm_backbone import Device, create_timm_backbone, device_context, timm_pretrained_width
 
@@ -33,25 +33,17 @@ CLIP_NAMES = [n for n, (_, oc) in VIT_MODELS.items() if oc is not None]
 BACKENDS = ("timm", "open_clip")
 
 
+TIMM_VIT_NAMES = ViTNames(
+    embed=["backbone.patch_embed", "backbone.norm_pre"], stem=["backbone.patch_embed"],
+    tokens=["backbone.cls_token", "backbone.reg_token", "backbone.pos_embed"], blocks="backbone.blocks",
+    attn=["norm1", "attn", "ls1"], mlp=["norm2", "mlp", "ls2"],
+    final_norm=["backbone.norm", "backbone.fc_norm"], proj=["backbone.head"],
+)
+
+
 def timm_vit_layer_map(model: Classifier, depth: int) -> LayerMap:
     """Layer map of a :class:`Classifier` around a timm ``VisionTransformer`` with ``depth`` blocks."""
-    blocks = []
-    for i in range(depth):
-        b = f"backbone.blocks.{i}"
-        blocks.append((f"block{i}.attn", [f"{b}.norm1", f"{b}.attn", f"{b}.ls1"]))
-        blocks.append((f"block{i}.mlp", [f"{b}.norm2", f"{b}.mlp", f"{b}.ls2"]))
-    return layer_map_from_prefixes(
-        model,
-        embed=["backbone.patch_embed", "backbone.norm_pre"],
-        stem=["backbone.patch_embed"],
-        middle=[
-            ("tokens", ["backbone.cls_token", "backbone.reg_token", "backbone.pos_embed"]),
-            *blocks,
-            ("final_norm", ["backbone.norm", "backbone.fc_norm"]),
-            ("proj", ["backbone.head"]),
-        ],
-        head=["head"],
-    )
+    return vit_layer_map(model, depth, TIMM_VIT_NAMES)
 
 
 def create_vit(
