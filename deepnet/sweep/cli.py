@@ -15,6 +15,7 @@ from deepnet.helpformat import HelpFormatter
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.collect import FORMATS
 from deepnet.sweep.spec import SpecError, load_spec, tomllib
+from deepnet.sweep.states import RUN_STATES
 
 SWEEP_EPILOG = """\
 Each run gets a directory <root>/<config hash> (config.json, checkpoint.pt, result.json, done);
@@ -209,7 +210,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         states = plan(cfgs, root)  # read-only: done runs' records are checked by the launch itself
         for cfg, state in states:
             print(f"{state:12s} {cfg.key()}  {cfg.run_name()}")
-        counts = {s: sum(state == s for _, state in states) for s in ("done", "interrupted", "failed", "new")}
+        counts = {s: sum(state == s for _, state in states) for s in RUN_STATES}
         print(f"{len(states)} runs under {root}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         return 0
     options: dict[str, Any] = {}

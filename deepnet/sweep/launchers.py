@@ -34,6 +34,7 @@ from common.io import owned
 from common.registry import Registry
 from deepnet.config import RunConfig
 from deepnet.sweep.runner import FingerprintFn, TrainFn, RunOutcome, check_done_runs, run_many, run_one, run_state
+from deepnet.sweep.states import BUSY, DONE, FAILED, REPORTED_STATUSES, SUBMITTED
 
 Launcher = Callable[..., list[RunOutcome]]
 LAUNCHERS: Registry[Launcher] = Registry("launcher")
@@ -60,16 +61,16 @@ class SweepReport:
 
     @property
     def failed(self) -> list[RunOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+        return [o for o in self.outcomes if o.status == FAILED]
 
     def summary(self) -> str:
         parts = [f"{self.total} runs: {self.done_before} done before this launch"]
-        for status in ("ok", "diverged", "failed", "submitted", "busy"):
+        for status in REPORTED_STATUSES:
             if self.count(status):
                 parts.append(f"{self.count(status)} {status}")
         lines = [", ".join(parts)]
         lines += [f"  failed: {o.name}: {o.error} (traceback in {o.run_dir}/error.txt)" for o in self.failed]
-        lines += [f"  busy: {o.name}: {o.error}, skipped here" for o in self.outcomes if o.status == "busy"]
+        lines += [f"  busy: {o.name}: {o.error}, skipped here" for o in self.outcomes if o.status == BUSY]
         return "\n".join(lines)
 
 
@@ -104,10 +105,10 @@ def run_sweep(
     root.mkdir(parents=True, exist_ok=True)
     check_done_runs(cfgs, root, fingerprint_fn, accept_data_change)
     states = plan(cfgs, root)
-    pending = [cfg for cfg, state in states if state != "done"]
+    pending = [cfg for cfg, state in states if state != DONE]
     if max_runs is not None:
         pending = pending[:max_runs]
-    report = SweepReport(total=len(states), done_before=len(states) - sum(s != "done" for _, s in states))
+    report = SweepReport(total=len(states), done_before=len(states) - sum(s != DONE for _, s in states))
     if pending:
         report.outcomes = launch(pending, root, train_fn=train_fn, progress=progress, **options)
     return report
@@ -173,8 +174,8 @@ def launch_local(
             outcomes += job.result()
         except Exception as err:  # the worker process died (killed, out of memory): its share's unfinished runs
             outcomes += [
-                RunOutcome(c.run_name(), c.key(), "failed", str(root / c.key()), f"worker died: {err}")
-                for c in share if run_state(root, c) != "done"
+                RunOutcome(c.run_name(), c.key(), FAILED, str(root / c.key()), f"worker died: {err}")
+                for c in share if run_state(root, c) != DONE
             ]
     return outcomes
 
@@ -205,7 +206,7 @@ def _follow(jobs: list[submitit.Job], cfgs: list[RunConfig], root: Path, progres
     with tqdm(total=len(cfgs), desc="sweep", unit="run", disable=not progress) as bar:
         while True:
             finished = all(job.done() for job in jobs)
-            bar.update(sum(run_state(root, c) == "done" for c in cfgs) - bar.n)
+            bar.update(sum(run_state(root, c) == DONE for c in cfgs) - bar.n)
             if finished:
                 return
             time.sleep(POLL_S)
@@ -253,7 +254,7 @@ def launch_slurm(
     print(f"submitted {len(jobs)} jobs ({jobs[0].job_id.split('_')[0]}...); logs in {root / 'submitit'}")
     if not wait:
         return [
-            RunOutcome(c.run_name(), c.key(), "submitted", str(root / c.key())) for c in cfgs
+            RunOutcome(c.run_name(), c.key(), SUBMITTED, str(root / c.key())) for c in cfgs
         ]
     by_job = {id(job): cfg for job, cfg in zip(jobs, cfgs)}
     outcomes = []
@@ -262,5 +263,5 @@ def launch_slurm(
             outcomes.append(job.result())
         except Exception as err:  # the job itself died (killed, out of memory, node failure)
             cfg = by_job[id(job)]
-            outcomes.append(RunOutcome(cfg.run_name(), cfg.key(), "failed", str(root / cfg.key()), str(err)))
+            outcomes.append(RunOutcome(cfg.run_name(), cfg.key(), FAILED, str(root / cfg.key()), str(err)))
     return outcomes
