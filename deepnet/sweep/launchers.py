@@ -17,9 +17,13 @@ A launcher never schedules a run twice within one launch, and a run trains only 
 that owns its lock (see :mod:`deepnet.sweep.runner`), so two launches on the same root at the same
 time share the runs. Local workers watch a lock the launching process owns and kill themselves
 once it is free, so they die with the sweep even when it is killed by SIGKILL.
+
+:data:`LAUNCHERS` is the one list of launchers: each :class:`LauncherEntry` holds the launch
+function, its line of ``--launcher`` help and how it takes its options from the command line.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import time
@@ -37,7 +41,31 @@ from deepnet.sweep.runner import FingerprintFn, TrainFn, RunOutcome, check_done_
 from deepnet.sweep.states import BUSY, DONE, FAILED, REPORTED_STATUSES, SUBMITTED
 
 Launcher = Callable[..., list[RunOutcome]]
-LAUNCHERS: Registry[Launcher] = Registry("launcher")
+
+
+@dataclass(frozen=True)
+class LauncherEntry:
+    """A registered launcher and what the command line needs to drive it.
+
+    Attributes
+    ----------
+    launch : Launcher
+        ``launch(cfgs, root, train_fn=..., progress=..., **options) -> list[RunOutcome]``.
+    help : str
+        Its line in the help of ``--launcher``.
+    options : callable
+        ``options(args, slurm) -> dict``: the keyword options ``launch`` takes, from the parsed
+        ``sweep`` command line ``args`` and ``slurm``, the specs' ``[slurm]`` tables updated by
+        ``--slurm KEY=VALUE``.
+    """
+
+    launch: Launcher
+    help: str
+    options: Callable[[argparse.Namespace, dict[str, Any]], dict[str, Any]]
+
+
+LAUNCHERS: Registry[LauncherEntry] = Registry("launcher")
+DEFAULT_LAUNCHER = "local"
 
 SLURM_DEFAULTS: dict[str, Any] = {
     "timeout_min": 24 * 60,
@@ -83,7 +111,7 @@ def plan(cfgs: list[RunConfig], root: str | Path) -> list[tuple[RunConfig, str]]
 def run_sweep(
     cfgs: list[RunConfig],
     root: str | Path,
-    launcher: str = "local",
+    launcher: str = DEFAULT_LAUNCHER,
     train_fn: TrainFn | None = None,
     max_runs: int | None = None,
     progress: bool = True,
@@ -100,7 +128,7 @@ def run_sweep(
     """
     if max_runs is not None and max_runs < 1:
         raise ValueError(f"max_runs must be >= 1, got {max_runs}")
-    launch = LAUNCHERS.get(launcher)
+    launch = LAUNCHERS.get(launcher).launch
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     check_done_runs(cfgs, root, fingerprint_fn, accept_data_change)
@@ -114,7 +142,6 @@ def run_sweep(
     return report
 
 
-@LAUNCHERS.register("local")
 def launch_local(
     cfgs: list[RunConfig],
     root: Path,
@@ -232,7 +259,6 @@ class RunJob(submitit.helpers.Checkpointable):
                        main_process=env.global_rank == 0)
 
 
-@LAUNCHERS.register("slurm")
 def launch_slurm(
     cfgs: list[RunConfig],
     root: Path,
@@ -265,3 +291,20 @@ def launch_slurm(
             cfg = by_job[id(job)]
             outcomes.append(RunOutcome(cfg.run_name(), cfg.key(), FAILED, str(root / cfg.key()), str(err)))
     return outcomes
+
+
+def _local_options(args: argparse.Namespace, slurm: dict[str, Any]) -> dict[str, Any]:
+    """``launch_local``'s options: ``--cpu-workers``, ``--threads`` and ``--gpus`` (when given)."""
+    options: dict[str, Any] = {"cpu_workers": args.cpu_workers, "threads": args.threads}
+    if args.gpus:
+        options["gpus"] = [int(g) for g in args.gpus.split(",")]
+    return options
+
+
+def _slurm_options(args: argparse.Namespace, slurm: dict[str, Any]) -> dict[str, Any]:
+    """``launch_slurm``'s options: the submitit parameters in ``slurm``, ``--no-wait`` and ``--cluster``."""
+    return {**slurm, "wait": not args.no_wait, "cluster": args.cluster}
+
+
+LAUNCHERS.add("local", LauncherEntry(launch_local, "sequential on CPU, one job per GPU otherwise", _local_options))
+LAUNCHERS.add("slurm", LauncherEntry(launch_slurm, "submitit array", _slurm_options))
