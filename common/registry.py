@@ -69,6 +69,10 @@ class Registry(Generic[T]):
             raise KeyError(f"unknown {self.kind} {name!r}; known: {known}{self._fallback_note}")
         return found
 
+    def __getitem__(self, name: str) -> T:
+        """``registry[name]`` is :meth:`get`."""
+        return self.get(name)
+
     def names(self) -> list[str]:
         """Registered names, sorted."""
         return sorted(self._items)

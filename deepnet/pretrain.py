@@ -35,10 +35,12 @@ from tqdm import tqdm
 from common.io import atomic_path, locked, write_text
 from common.provenance import git_commit
 from deepnet.data.fmnist_subpop import load_fashion_mnist
+from deepnet.methods.optimizers import create_optimizer
 from deepnet.models.small import ARCHS, CHECKPOINT_DIR, MANIFEST, build, sha256_of
 
 # Each optimizer's usual recipe for training a small net from scratch (lr, weight decay).
 OPTIMIZER_DEFAULTS = {"sgd": (0.05, 5e-4), "adamw": (1e-3, 0.05)}
+MOMENTUM = 0.9  # SGD's; AdamW takes none
 
 
 @dataclass
@@ -93,12 +95,6 @@ def balanced_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
-def make_optimizer(cfg: PretrainConfig, params) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay)
-
-
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
     model.eval()
@@ -117,7 +113,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> tuple[dict[str, torc
     n_test = cfg.test_images or len(te_img)
     x_te, y_te = to_input(te_img[:n_test]), torch.from_numpy(te_lab[:n_test].astype(np.int64))
     model = build(cfg.arch, num_classes=10, checkpoint=None).model
-    opt = make_optimizer(cfg, model.parameters())
+    opt = create_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay, MOMENTUM)
     steps_per_epoch = math.ceil(len(x_tr) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
 

@@ -57,6 +57,7 @@ from deepnet.metrics_log import MetricsLog, eval_scalars
 from common.io import atomic_path, move_aside, read_json, write_json
 from common.provenance import git_commit
 from deepnet.results import environment, split_fingerprint
+from deepnet.sweep.states import DIVERGED, OK
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = ".prev"  # checkpoint.pt.prev: the checkpoint before the last one
@@ -318,7 +319,7 @@ class _Run:
         self.divergence: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
         self.stage_info: dict[str, Any] = {}
-        self.status = "ok"
+        self.status = OK
         self.elapsed = 0.0
         self.log: MetricsLog | None = None
 
@@ -532,7 +533,7 @@ class _Run:
         epochs = range(self.start_epoch, self.epochs)
         bar = tqdm(epochs, desc=self.cfg.run_name(), disable=not self.progress)
         for epoch in bar:
-            if self.status != "ok" or self.step >= self.total_steps:
+            if self.status != OK or self.step >= self.total_steps:
                 break
             seed_everything(_epoch_seed(self.cfg.seed, epoch, self.ctx.rank))
             self.method.on_epoch_start(self.model, self.layer_map, epoch, self.epochs)
@@ -540,7 +541,7 @@ class _Run:
             t_epoch = time.time()
             train_loss = self._train_epoch(epoch, net)
             if train_loss is None:
-                self.status = "diverged"
+                self.status = DIVERGED
                 break
             last = self.optimizer.param_groups[0]
             entry = {"epoch": epoch, "train_loss": train_loss, "last_lr": last["lr"] / last["lr_mult"],

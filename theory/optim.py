@@ -43,12 +43,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-OPTIMIZERS: dict[str, Callable[..., "Optimizer"]] = {}
+from common.registry import Registry
+
+#: rule name -> optimizer class; filled by ``@_register``.
+OPTIMIZERS: Registry[type["Optimizer"]] = Registry("optimizer")
 
 
 def _register(name: str) -> Callable[[type["Optimizer"]], type["Optimizer"]]:
+    """Register an update rule as `name` in :data:`OPTIMIZERS` (a name taken raises ``KeyError``)."""
     def wrap(cls: type["Optimizer"]) -> type["Optimizer"]:
-        OPTIMIZERS[name] = cls
+        OPTIMIZERS.add(name, cls)
         cls.name = name
         return cls
 
@@ -285,6 +289,4 @@ def make_optimizer(
     lr_mults[i] scales the base lr for params[i] (e.g. 0.2 for "5x lower LR on the embedding").
     hparams are the rule's own (momentum, weight_decay, betas, eps, nesterov, trust_coeff).
     """
-    if name not in OPTIMIZERS:
-        raise KeyError(f"unknown optimizer {name!r}; known: {', '.join(sorted(OPTIMIZERS))}")
-    return OPTIMIZERS[name](params, lr, frozen=frozen, lr_mults=lr_mults, **hparams)
+    return OPTIMIZERS.get(name)(params, lr, frozen=frozen, lr_mults=lr_mults, **hparams)

@@ -8,6 +8,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from common.registry import Registry
+
 VERDICTS = ("pass", "fail", "vacuous", "missing")
 
 
@@ -50,26 +52,30 @@ ClaimCheck = Callable[..., ClaimResult]
 Runs the claim over `instances` random problems drawn reproducibly from `seed`."""
 
 #: claim id -> theory check; filled by @register_claim in the modules that implement checks.
-CLAIM_CHECKS: dict[str, ClaimCheck] = {}
+CLAIM_CHECKS: Registry[ClaimCheck] = Registry("claim check")
 
 
 def register_claim(claim_id: str) -> Callable[[ClaimCheck], ClaimCheck]:
-    """Register a theory check for claim `claim_id` (e.g. "C1"); each id once."""
+    """Decorator registering a theory check for claim `claim_id` (e.g. "C1").
 
-    def wrap(fn: ClaimCheck) -> ClaimCheck:
-        if claim_id in CLAIM_CHECKS:
-            raise KeyError(f"claim {claim_id} already has a check: {CLAIM_CHECKS[claim_id].__name__}")
-        CLAIM_CHECKS[claim_id] = fn
-        return fn
+    Parameters
+    ----------
+    claim_id : str
+        The claim the check decides; each id once (a second check raises ``KeyError``).
 
-    return wrap
+    Returns
+    -------
+    callable
+        The decorator; it returns the check unchanged.
+    """
+    return CLAIM_CHECKS.register(claim_id)
 
 
 #: modules whose import registers checks (with @register_claim); the one list every caller uses.
 CHECK_MODULES = ("theory.claims", "theory.deep_claims", "theory.optimizer_memory")
 
 
-def load_claim_checks() -> dict[str, ClaimCheck]:
+def load_claim_checks() -> Registry[ClaimCheck]:
     """Import every module in :data:`CHECK_MODULES` and return the filled :data:`CLAIM_CHECKS`."""
     for name in CHECK_MODULES:
         importlib.import_module(name)

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import torch
 from torch import nn
 
+from deepnet.methods.optimizers import OPTIMIZERS, create_optimizer
+
 if TYPE_CHECKING:
     from deepnet.config import RunConfig
     from deepnet.models.registry import LayerMap
 
 SGD_LR_GRID = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 ADAMW_LR_GRID = (3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4)
-OPTIMIZERS = ("sgd", "adamw", "lars", "lamb")
 
 
 def _freeze_none(layer_map: "LayerMap") -> set[str]:
@@ -75,7 +76,7 @@ class Method:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {OPTIMIZERS}")
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS.names())}")
         bad = set(self.lr_mult) - {"embed", "middle", "head"}
         if bad:
             raise ValueError(f"lr_mult keys must be embed/middle/head, got {sorted(bad)}")
@@ -125,7 +126,8 @@ class Method:
         self, model: nn.Module, layer_map: "LayerMap", lr: float, weight_decay: float | None = None,
         fused: bool = False,
     ) -> torch.optim.Optimizer:
-        """The recipe's optimizer over its trainable parameters (after :meth:`apply_freezing`).
+        """The recipe's optimizer over its trainable parameters (after :meth:`apply_freezing`),
+        built from :data:`~deepnet.methods.optimizers.OPTIMIZERS` (fixed arguments there).
 
         ``fused`` asks torch's SGD / AdamW for their fused kernels (one launch per step instead of
         torch's default multi-tensor ``foreach`` path; same update, different rounding order);
@@ -135,23 +137,7 @@ class Method:
         groups = self.param_groups(model, layer_map, wd)
         for g in groups:
             g["lr"] = lr * g["lr_mult"]
-        if fused and self.optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"fused optimizers exist for sgd and adamw only, not {self.optimizer!r}")
-        impl = {"fused": True} if fused else {}
-        if self.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=lr, momentum=self.momentum, weight_decay=wd, nesterov=False, **impl)
-        if self.optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd, **impl)
-        from timm.optim import Lamb, Lars
-
-        if self.optimizer == "lars":
-            # always_adapt: timm applies the trust ratio only where weight_decay != 0 unless asked;
-            # with the paper's wd = 0 that silently degrades LARS to SGD. No trust clipping (LARS,
-            # not LARC), timm's trust coefficient 1e-3.
-            return Lars(groups, lr=lr, momentum=self.momentum, weight_decay=wd, always_adapt=True, trust_clip=False)
-        # LAMB: always_adapt for the same reason; timm defaults otherwise (eps 1e-6, global grad-norm
-        # clipping at 1.0 as in the LAMB reference implementation, bias correction on).
-        return Lamb(groups, lr=lr, betas=(0.9, 0.999), weight_decay=wd, always_adapt=True, trust_clip=False)
+        return create_optimizer(self.optimizer, groups, lr, wd, self.momentum, fused=fused)
 
     # --- schedule and hooks -----------------------------------------------------------------
     def lr_factor(self, step: int, total_steps: int, epoch: int, epochs: int) -> float:

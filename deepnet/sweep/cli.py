@@ -14,7 +14,9 @@ from typing import Any
 from deepnet.helpformat import HelpFormatter
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.collect import FORMATS
+from deepnet.sweep.launchers import DEFAULT_LAUNCHER, LAUNCHERS, plan, run_sweep
 from deepnet.sweep.spec import SpecError, load_spec, tomllib
+from deepnet.sweep.states import RUN_STATES
 
 SWEEP_EPILOG = """\
 Each run gets a directory <root>/<config hash> (config.json, checkpoint.pt, result.json, done);
@@ -70,8 +72,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="sweep spec(s), e.g. experiments/specs/table1.toml")
     sweep.add_argument("--root", type=Path,
                        help="sweep directory (default: out/sweeps/<spec name>; required with several specs)")
-    sweep.add_argument("--launcher", choices=["local", "slurm"], default="local",
-                       help="local: sequential on CPU, one job per GPU otherwise; slurm: submitit array")
+    sweep.add_argument("--launcher", choices=LAUNCHERS.names(), default=DEFAULT_LAUNCHER,
+                       help="; ".join(f"{name}: {entry.help}" for name, entry in LAUNCHERS.items()))
     sweep.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     sweep.add_argument("--max-runs", type=int, metavar="N", help="launch at most N (>= 1) of the pending runs")
     sweep.add_argument("--accept-data-change", action="store_true",
@@ -158,7 +160,6 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from deepnet.sweep.launchers import plan, run_sweep
     from deepnet.sweep.runner import DataChangedError
 
     if len(args.specs) > 1 and args.root is None:
@@ -209,21 +210,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         states = plan(cfgs, root)  # read-only: done runs' records are checked by the launch itself
         for cfg, state in states:
             print(f"{state:12s} {cfg.key()}  {cfg.run_name()}")
-        counts = {s: sum(state == s for _, state in states) for s in ("done", "interrupted", "failed", "new")}
+        counts = {s: sum(state == s for _, state in states) for s in RUN_STATES}
         print(f"{len(states)} runs under {root}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         return 0
-    options: dict[str, Any] = {}
     if args.threads is not None:
         from deepnet.sweep.runner import set_threads
 
         set_threads(args.threads)
-    if args.launcher == "local":
-        options["cpu_workers"] = args.cpu_workers
-        options["threads"] = args.threads
-        if args.gpus:
-            options["gpus"] = [int(g) for g in args.gpus.split(",")]
-    if args.launcher == "slurm":
-        options.update(slurm, wait=not args.no_wait, cluster=args.cluster)
+    options = LAUNCHERS.get(args.launcher).options(args, slurm)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # e.g. a file on the way

@@ -31,6 +31,7 @@ from deepnet.config import EXECUTION_ONLY, METHOD_OPTIONS, RunConfig  # EXECUTIO
 from common.io import read_json, read_jsonl
 from deepnet.metrics_log import METRICS
 from deepnet.sweep.runner import DONE_FILE, RESULT_FILE
+from deepnet.sweep.states import DIVERGED
 
 SELECTIONS = ("per_seed", "mean")
 _SCALAR_METRICS = ("id_val", "id_test")
@@ -191,7 +192,7 @@ def summarize(cells: list[Cell]) -> list[dict[str, Any]]:
         row.update(
             n_seeds=len(cell.chosen),
             n_lrs=len({r["config"]["lr"] for r in cell.runs}),
-            n_diverged=sum(r.get("status") == "diverged" for r in cell.runs),
+            n_diverged=sum(r.get("status") == DIVERGED for r in cell.runs),
             lr=" ".join(f"{lr:g}" for lr in chosen_lrs),
         )
         names: dict[str, None] = {}

@@ -17,9 +17,13 @@ A launcher never schedules a run twice within one launch, and a run trains only 
 that owns its lock (see :mod:`deepnet.sweep.runner`), so two launches on the same root at the same
 time share the runs. Local workers watch a lock the launching process owns and kill themselves
 once it is free, so they die with the sweep even when it is killed by SIGKILL.
+
+:data:`LAUNCHERS` is the one list of launchers: each :class:`LauncherEntry` holds the launch
+function, its line of ``--launcher`` help and how it takes its options from the command line.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import time
@@ -34,9 +38,34 @@ from common.io import owned
 from common.registry import Registry
 from deepnet.config import RunConfig
 from deepnet.sweep.runner import FingerprintFn, TrainFn, RunOutcome, check_done_runs, run_many, run_one, run_state
+from deepnet.sweep.states import BUSY, DONE, FAILED, REPORTED_STATUSES, SUBMITTED
 
 Launcher = Callable[..., list[RunOutcome]]
-LAUNCHERS: Registry[Launcher] = Registry("launcher")
+
+
+@dataclass(frozen=True)
+class LauncherEntry:
+    """A registered launcher and what the command line needs to drive it.
+
+    Attributes
+    ----------
+    launch : Launcher
+        ``launch(cfgs, root, train_fn=..., progress=..., **options) -> list[RunOutcome]``.
+    help : str
+        Its line in the help of ``--launcher``.
+    options : callable
+        ``options(args, slurm) -> dict``: the keyword options ``launch`` takes, from the parsed
+        ``sweep`` command line ``args`` and ``slurm``, the specs' ``[slurm]`` tables updated by
+        ``--slurm KEY=VALUE``.
+    """
+
+    launch: Launcher
+    help: str
+    options: Callable[[argparse.Namespace, dict[str, Any]], dict[str, Any]]
+
+
+LAUNCHERS: Registry[LauncherEntry] = Registry("launcher")
+DEFAULT_LAUNCHER = "local"
 
 SLURM_DEFAULTS: dict[str, Any] = {
     "timeout_min": 24 * 60,
@@ -60,16 +89,16 @@ class SweepReport:
 
     @property
     def failed(self) -> list[RunOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+        return [o for o in self.outcomes if o.status == FAILED]
 
     def summary(self) -> str:
         parts = [f"{self.total} runs: {self.done_before} done before this launch"]
-        for status in ("ok", "diverged", "failed", "submitted", "busy"):
+        for status in REPORTED_STATUSES:
             if self.count(status):
                 parts.append(f"{self.count(status)} {status}")
         lines = [", ".join(parts)]
         lines += [f"  failed: {o.name}: {o.error} (traceback in {o.run_dir}/error.txt)" for o in self.failed]
-        lines += [f"  busy: {o.name}: {o.error}, skipped here" for o in self.outcomes if o.status == "busy"]
+        lines += [f"  busy: {o.name}: {o.error}, skipped here" for o in self.outcomes if o.status == BUSY]
         return "\n".join(lines)
 
 
@@ -82,7 +111,7 @@ def plan(cfgs: list[RunConfig], root: str | Path) -> list[tuple[RunConfig, str]]
 def run_sweep(
     cfgs: list[RunConfig],
     root: str | Path,
-    launcher: str = "local",
+    launcher: str = DEFAULT_LAUNCHER,
     train_fn: TrainFn | None = None,
     max_runs: int | None = None,
     progress: bool = True,
@@ -99,21 +128,20 @@ def run_sweep(
     """
     if max_runs is not None and max_runs < 1:
         raise ValueError(f"max_runs must be >= 1, got {max_runs}")
-    launch = LAUNCHERS.get(launcher)
+    launch = LAUNCHERS.get(launcher).launch
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     check_done_runs(cfgs, root, fingerprint_fn, accept_data_change)
     states = plan(cfgs, root)
-    pending = [cfg for cfg, state in states if state != "done"]
+    pending = [cfg for cfg, state in states if state != DONE]
     if max_runs is not None:
         pending = pending[:max_runs]
-    report = SweepReport(total=len(states), done_before=len(states) - sum(s != "done" for _, s in states))
+    report = SweepReport(total=len(states), done_before=len(states) - sum(s != DONE for _, s in states))
     if pending:
         report.outcomes = launch(pending, root, train_fn=train_fn, progress=progress, **options)
     return report
 
 
-@LAUNCHERS.register("local")
 def launch_local(
     cfgs: list[RunConfig],
     root: Path,
@@ -173,8 +201,8 @@ def launch_local(
             outcomes += job.result()
         except Exception as err:  # the worker process died (killed, out of memory): its share's unfinished runs
             outcomes += [
-                RunOutcome(c.run_name(), c.key(), "failed", str(root / c.key()), f"worker died: {err}")
-                for c in share if run_state(root, c) != "done"
+                RunOutcome(c.run_name(), c.key(), FAILED, str(root / c.key()), f"worker died: {err}")
+                for c in share if run_state(root, c) != DONE
             ]
     return outcomes
 
@@ -205,7 +233,7 @@ def _follow(jobs: list[submitit.Job], cfgs: list[RunConfig], root: Path, progres
     with tqdm(total=len(cfgs), desc="sweep", unit="run", disable=not progress) as bar:
         while True:
             finished = all(job.done() for job in jobs)
-            bar.update(sum(run_state(root, c) == "done" for c in cfgs) - bar.n)
+            bar.update(sum(run_state(root, c) == DONE for c in cfgs) - bar.n)
             if finished:
                 return
             time.sleep(POLL_S)
@@ -231,7 +259,6 @@ class RunJob(submitit.helpers.Checkpointable):
                        main_process=env.global_rank == 0)
 
 
-@LAUNCHERS.register("slurm")
 def launch_slurm(
     cfgs: list[RunConfig],
     root: Path,
@@ -253,7 +280,7 @@ def launch_slurm(
     print(f"submitted {len(jobs)} jobs ({jobs[0].job_id.split('_')[0]}...); logs in {root / 'submitit'}")
     if not wait:
         return [
-            RunOutcome(c.run_name(), c.key(), "submitted", str(root / c.key())) for c in cfgs
+            RunOutcome(c.run_name(), c.key(), SUBMITTED, str(root / c.key())) for c in cfgs
         ]
     by_job = {id(job): cfg for job, cfg in zip(jobs, cfgs)}
     outcomes = []
@@ -262,5 +289,22 @@ def launch_slurm(
             outcomes.append(job.result())
         except Exception as err:  # the job itself died (killed, out of memory, node failure)
             cfg = by_job[id(job)]
-            outcomes.append(RunOutcome(cfg.run_name(), cfg.key(), "failed", str(root / cfg.key()), str(err)))
+            outcomes.append(RunOutcome(cfg.run_name(), cfg.key(), FAILED, str(root / cfg.key()), str(err)))
     return outcomes
+
+
+def _local_options(args: argparse.Namespace, slurm: dict[str, Any]) -> dict[str, Any]:
+    """``launch_local``'s options: ``--cpu-workers``, ``--threads`` and ``--gpus`` (when given)."""
+    options: dict[str, Any] = {"cpu_workers": args.cpu_workers, "threads": args.threads}
+    if args.gpus:
+        options["gpus"] = [int(g) for g in args.gpus.split(",")]
+    return options
+
+
+def _slurm_options(args: argparse.Namespace, slurm: dict[str, Any]) -> dict[str, Any]:
+    """``launch_slurm``'s options: the submitit parameters in ``slurm``, ``--no-wait`` and ``--cluster``."""
+    return {**slurm, "wait": not args.no_wait, "cluster": args.cluster}
+
+
+LAUNCHERS.add("local", LauncherEntry(launch_local, "sequential on CPU, one job per GPU otherwise", _local_options))
+LAUNCHERS.add("slurm", LauncherEntry(launch_slurm, "submitit array", _slurm_options))

@@ -42,6 +42,7 @@ from typing import Any, Callable
 from common.io import (LockHeld, append_jsonl, is_held, move_aside, owned, read_json, remove_stale_temps,
                        write_json, write_text)
 from deepnet.config import RunConfig
+from deepnet.sweep.states import BUSY, DONE, FAILED, INTERRUPTED, NEW, OK, SECONDARY, SKIPPED
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -85,12 +86,12 @@ def run_state(root: str | Path, cfg: RunConfig) -> str:
     raised) or ``new``."""
     run_dir = run_dir_of(root, cfg)
     if (run_dir / DONE_FILE).exists():
-        return "done"
+        return DONE
     if (run_dir / ERROR_FILE).exists():
-        return "failed"
+        return FAILED
     if any((run_dir / name).exists() for name in (CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, RESULT_FILE)):
-        return "interrupted"
-    return "new"
+        return INTERRUPTED
+    return NEW
 
 
 def default_train_fn() -> TrainFn:
@@ -114,12 +115,12 @@ def run_one(
     only the ``main_process`` (rank 0) locks and keeps the books (error.txt, results.jsonl, done).
     """
     run_dir = run_dir_of(root, cfg)
-    outcome = RunOutcome(name=cfg.run_name(), key=cfg.key(), status="skipped", run_dir=str(run_dir))
+    outcome = RunOutcome(name=cfg.run_name(), key=cfg.key(), status=SKIPPED, run_dir=str(run_dir))
     if (run_dir / DONE_FILE).exists():
         return outcome
     if not main_process:
         if _train(cfg, run_dir, train_fn, progress, outcome, main_process=False):
-            outcome.status = "secondary"
+            outcome.status = SECONDARY
         return outcome
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -134,9 +135,9 @@ def run_one(
             if _train(cfg, run_dir, train_fn, progress, outcome, main_process=True):
                 record: dict[str, Any] = read_json(run_dir / RESULT_FILE)
                 _finish_books(root, run_dir, record)
-                outcome.status = record.get("status", "ok")
+                outcome.status = record.get("status", OK)
     except LockHeld as held:
-        outcome.status, outcome.error = "busy", f"run by {held.holder or 'another process'}"
+        outcome.status, outcome.error = BUSY, f"run by {held.holder or 'another process'}"
     return outcome
 
 
@@ -152,7 +153,7 @@ def _train(cfg: RunConfig, run_dir: Path, train_fn: TrainFn | None, progress: bo
         except Exception as err:  # the sweep goes on; the error stays next to the run
             if main_process:
                 write_text(run_dir / ERROR_FILE, traceback.format_exc())
-            outcome.status, outcome.error = "failed", f"{type(err).__name__}: {err}"
+            outcome.status, outcome.error = FAILED, f"{type(err).__name__}: {err}"
             return False
     return True
 

@@ -11,6 +11,7 @@ from deepnet.methods import (
     ADAMW_LR_GRID,
     METHODS,
     SGD_LR_GRID,
+    Method,
     ProbeData,
     fit_linear_probe,
     get_method,
@@ -145,6 +146,23 @@ def test_lars_adapts_its_step_even_without_weight_decay():
     # LARS: step = lr * trust_coeff * |w| / |g| * g = 0.1 * 1e-3 * 4 * 0.5; plain SGD would move by 0.05.
     assert torch.allclose(layer.weight.detach(), torch.full((1, 10), 2.0 - 0.1 * 1e-3 * 4 * 0.5))
     assert get_method("lamb").build_optimizer(layer, lm, lr=1e-3).defaults["always_adapt"]
+
+
+def test_one_optimizer_table_keeps_the_fixed_arguments():
+    from deepnet.methods.optimizers import OPTIMIZERS, create_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    sgd = create_optimizer("sgd", params, 0.1, 0.0, 0.9).defaults
+    assert (sgd["momentum"], sgd["nesterov"], sgd["dampening"]) == (0.9, False, 0)
+    adamw = create_optimizer("adamw", params, 1e-3, 0.01, 0.9).defaults
+    assert (adamw["betas"], adamw["eps"], adamw["weight_decay"]) == ((0.9, 0.999), 1e-8, 0.01)
+    lamb = create_optimizer("lamb", params, 1e-3, 0.01, 0.9).defaults
+    assert (lamb["eps"], lamb["max_grad_norm"], lamb["always_adapt"], lamb["trust_clip"]) == (1e-6, 1.0, True, False)
+    assert OPTIMIZERS.names() == ["adamw", "lamb", "lars", "sgd"]
+    with pytest.raises(KeyError, match="unknown optimizer 'rmsprop'; known: adamw, lamb, lars, sgd"):
+        create_optimizer("rmsprop", params, 0.1, 0.0, 0.9)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        Method("x", "a recipe with an unknown optimizer", optimizer="rmsprop")
 
 
 def test_cosine_schedule_goes_to_zero():

@@ -5,6 +5,7 @@ into the run dir, resumes from checkpoint.pt) and can be told to crash mid-run o
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -459,6 +460,27 @@ def test_real_trainer_two_run_sweep_then_relaunch_skips(tmp_path):
     assert len(read_jsonl(root / RESULTS_FILE)) == 2
     (row,) = summarize(select_best(load_records(root)))
     assert row["n_lrs"] == 2 and row["n_seeds"] == 1 and row["worst_group_mean"] is not None
+
+
+def test_cli_takes_launchers_and_their_options_from_the_registry(tmp_path, monkeypatch):
+    seen = {}
+
+    def record(cfgs, root, train_fn=None, progress=True, **options):
+        seen.update(options, runs=len(cfgs))
+        return []
+
+    entry = launchers.LauncherEntry(record, "records its options", lambda args, slurm: {"slurm": slurm, "gpus": args.gpus})
+    monkeypatch.setitem(launchers.LAUNCHERS._items, "recorder", entry)
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('name = "tiny"\nmodels = ["small_vit"]\ndatasets = ["digits"]\nmethods = ["sgd"]\n'
+                    '[lr_grid]\nsgd = [0.1]\n[slurm]\nslurm_partition = "gpu"\n')
+    args = ["sweep", str(spec), "--root", str(tmp_path / "sweep"), "--launcher", "recorder", "--gpus", "0,1",
+            "--slurm", "timeout_min=5"]
+    assert sweep_main(args) == 0
+    assert seen == {"slurm": {"slurm_partition": "gpu", "timeout_min": 5}, "gpus": "0,1", "runs": 1}
+    parsed = argparse.Namespace(cpu_workers=2, threads=None, gpus="0,1", no_wait=True, cluster="debug")
+    assert launchers.LAUNCHERS["local"].options(parsed, {"x": 1}) == {"cpu_workers": 2, "threads": None, "gpus": [0, 1]}
+    assert launchers.LAUNCHERS["slurm"].options(parsed, {"x": 1}) == {"x": 1, "wait": False, "cluster": "debug"}
 
 
 def test_cli_sweep_runs_resumes_and_reports_failures(tmp_path, monkeypatch, capsys):

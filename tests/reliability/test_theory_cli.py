@@ -23,7 +23,7 @@ def spy(monkeypatch):
         calls.append((instances, seed))
         return ClaimResult("C2", "pass", numbers={"proven_violations": 0}, instances=instances)
 
-    monkeypatch.setitem(CLAIM_CHECKS, "C2", check)
+    monkeypatch.setitem(CLAIM_CHECKS._items, "C2", check)
     return calls
 
 
@@ -66,7 +66,7 @@ def test_a_crashing_check_is_not_a_failed_proof(monkeypatch, capsys):
     def crash(instances, seed):
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(CLAIM_CHECKS, "C2", crash)
+    monkeypatch.setitem(CLAIM_CHECKS._items, "C2", crash)
     assert main(["verify", "--claims", "C2", "--workers", "1", "--instances", "1"]) == 3
     assert "boom" in capsys.readouterr().err
 

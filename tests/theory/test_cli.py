@@ -33,7 +33,7 @@ def test_exit_code_when_a_proven_statement_fails(monkeypatch):
         return ClaimResult("C2", "fail", numbers={"proven_violations": 1}, instances=instances, violations=1)
 
     import theory.claims  # noqa: F401  (registers the real checks first)
-    monkeypatch.setitem(CLAIM_CHECKS, "C2", broken)
+    monkeypatch.setitem(CLAIM_CHECKS._items, "C2", broken)
     assert main(["verify", "--instances", "1", "--claims", "C2", "--workers", "1"]) == 1
 
 
