@@ -39,7 +39,7 @@ from common.io import read_json, write_json, write_text
 from common.provenance import git_commit
 from deepnet.gpucheck import bench, report
 from deepnet.gpucheck.cudatests import run_cuda_tests
-from deepnet.measure.cli import write_rows
+from deepnet.measure.output import write_rows
 from deepnet.results import environment
 
 PROG = "python -m pipeline gpucheck"
