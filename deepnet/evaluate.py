@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import ContextManager
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from deepnet.distributed import DistContext, all_reduce, shard_indices
+
+if TYPE_CHECKING:
+    from deepnet.run_inputs import RunInputs
 
 
 @dataclass
@@ -88,3 +92,42 @@ def evaluate(
         counts[1, group + 1] = total
     counts = all_reduce(counts, ctx)
     return metrics_from_counts(counts[0], counts[1])
+
+
+def evaluate_run(model: nn.Module, inputs: "RunInputs", device: torch.device, batch_size: int, num_workers: int,
+                 ctx: DistContext, autocast: Callable[[], ContextManager], channels_last: bool) -> dict[str, Any]:
+    """A run's evaluation: ID val / ID test accuracy and each OOD split's dataset metric.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier, on ``device``.
+    inputs : RunInputs
+        The run's splits, OOD split names and OOD metric.
+    device, batch_size, num_workers, ctx, channels_last
+        As :func:`evaluate`'s.
+    autocast : callable
+        Returns a fresh autocast context (or a null one) per split.
+
+    Returns
+    -------
+    dict
+        ``id_val``, ``id_test``, ``ood`` ({split: metric}), ``ood_avg``, ``worst_group`` (the
+        smallest OOD metric when it is ``worst_group_acc``, else None) and ``ood_acc`` (plain OOD
+        accuracy per split).
+    """
+    def run(name: str) -> SplitMetrics:
+        return evaluate(model, inputs.splits[name], device, batch_size, num_workers, ctx, autocast(), channels_last)
+
+    id_val, id_test = run("id_val"), run("id_test")
+    ood = {name: run(name) for name in inputs.ood_splits}
+    metric = inputs.metric
+    ood_metric = {name: m.metric(metric) for name, m in ood.items()}
+    return {
+        "id_val": id_val.acc,
+        "id_test": id_test.acc,
+        "ood": ood_metric,
+        "ood_avg": float(np.mean(list(ood_metric.values()))) if ood_metric else None,
+        "worst_group": min(ood_metric.values()) if metric == "worst_group_acc" and ood_metric else None,
+        "ood_acc": {name: m.acc for name, m in ood.items()},
+    }

@@ -30,17 +30,11 @@ one, and no RNG state needs checkpointing.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
-import pickle
-import random
 import sys
 import time
-import warnings
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable, Iterator
+from typing import Any, ContextManager
 
 import numpy as np
 import torch
@@ -48,24 +42,26 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from common.io import read_json, write_json
+from common.provenance import git_commit
 from deepnet import distributed
 from deepnet.config import RunConfig
 from deepnet.distributed import DistContext
-from deepnet.evaluate import SplitMetrics, evaluate
+from deepnet.evaluate import evaluate_run
+from deepnet.features import frozen_features
 from deepnet.methods import Method, ProbeData, get_method
 from deepnet.metrics_log import MetricsLog, eval_scalars
-from common.io import atomic_path, move_aside, read_json, write_json
-from common.provenance import git_commit
 from deepnet.results import environment, split_fingerprint
+# CHECKPOINT, build_inputs, data_fingerprint, resolve_data_root, seed_everything and
+# float32_matmul_precision are imported from here by the sweep, the measurements and the GPU check
+from deepnet.run_checkpoint import CHECKPOINT, RunCheckpoints  # noqa: F401
+from deepnet.run_inputs import RunInputs, build_inputs, data_fingerprint, resolve_data_root  # noqa: F401
+from deepnet.runtime import (epoch_seed, float32_matmul_precision, resolve_device, seed_everything,  # noqa: F401
+                             seed_worker, wants_cuda)
 from deepnet.sweep.states import DIVERGED, OK
 
-CHECKPOINT = "checkpoint.pt"
-PREVIOUS = ".prev"  # checkpoint.pt.prev: the checkpoint before the last one
-CORRUPT = ".corrupt"
 RESULT = "result.json"
 DIVERGENCE_FACTOR = 100.0
-# What torch.load raises for a truncated or garbled file.
-_UNREADABLE = (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile)
 
 
 def divergence_bound(first_loss: float, num_classes: int) -> float:
@@ -85,76 +81,6 @@ def divergence_bound(first_loss: float, num_classes: int) -> float:
     return DIVERGENCE_FACTOR * max(first_loss, math.log(num_classes))
 
 
-@dataclass
-class RunInputs:
-    """Everything a run needs besides its config: the model bundle and the dataset's splits.
-
-    ``probe_train`` returns the train split without augmentation (only called by methods that fit a
-    linear probe). ``metric`` is the dataset's OOD metric (``"acc"`` or ``"worst_group_acc"``).
-    """
-
-    bundle: Any  # deepnet.models.ModelBundle
-    splits: dict[str, Dataset]
-    ood_splits: list[str]
-    num_classes: int
-    epochs: int
-    metric: str
-    probe_train: Callable[[], Dataset]
-
-
-def resolve_data_root(data_root: str | None, dataset: str) -> str | None:
-    """``data_root`` itself, or ``data_root/<dataset>`` when that directory exists.
-
-    So one root holding a directory per dataset (``/data/waterbirds``, ``/data/fmow``, ...) serves a
-    whole multi-dataset sweep, and a dataset's own directory still works as before.
-    """
-    if data_root is None:
-        return None
-    nested = Path(data_root).expanduser() / dataset
-    return str(nested) if nested.is_dir() else data_root
-
-
-def data_fingerprint(cfg: RunConfig) -> dict[str, Any]:
-    """The fingerprint of the data ``cfg`` trains on (see :func:`deepnet.results.split_fingerprint`),
-    from the dataset's splits under its resolved data root; takes seconds (no image is read)."""
-    from deepnet.data import build_splits
-
-    root = resolve_data_root(cfg.data_root, cfg.dataset)
-    return split_fingerprint(build_splits(cfg.dataset, root, train_augment=False), root)
-
-
-def build_inputs(cfg: RunConfig) -> RunInputs:
-    """Create the model and dataset splits named by ``cfg`` from the models and data registries,
-    after importing ``cfg.plugins`` and registering ``cfg``'s user dataset (``dataset_kind``)."""
-    from deepnet.data import build_splits, dataset_info, register_user_dataset
-    from deepnet.models import create_model
-    from deepnet.plugins import load_plugins
-
-    load_plugins(cfg.plugins)
-    root = resolve_data_root(cfg.data_root, cfg.dataset)
-    if cfg.dataset_kind is not None:
-        register_user_dataset(cfg.dataset, cfg.dataset_kind, root, cfg.metric, cfg.augment)
-    info = dataset_info(cfg.dataset)
-    kw = {"img_size": cfg.image_size} if cfg.image_size else {}
-    try:
-        bundle = create_model(cfg.model, num_classes=info.num_classes, pretrained=cfg.pretrained, **kw)
-    except TypeError as err:
-        raise ValueError(f"model {cfg.model!r} does not accept image_size={cfg.image_size}: {err}") from err
-    preprocess = bundle.preprocess
-    if cfg.image_size:
-        preprocess = dataclasses.replace(preprocess, input_size=(cfg.image_size, cfg.image_size))
-    splits = build_splits(cfg.dataset, root, preprocess, train_augment=True)
-    return RunInputs(
-        bundle=bundle,
-        splits=splits,
-        ood_splits=list(info.ood_splits),
-        num_classes=info.num_classes,
-        epochs=info.epochs,
-        metric=info.metric,
-        probe_train=lambda: build_splits(cfg.dataset, root, preprocess, train_augment=False)["train"],
-    )
-
-
 def train(cfg: RunConfig, run_dir: str | Path, progress: bool = True, keep_checkpoint: bool = False,
           inputs: RunInputs | None = None) -> dict[str, Any]:
     """Run (or resume, or return the finished result of) one fine-tuning run in ``run_dir``.
@@ -171,7 +97,7 @@ def train(cfg: RunConfig, run_dir: str | Path, progress: bool = True, keep_check
         if RunConfig.from_dict(record["config"]).key() == cfg.key():  # execution-only fields may differ
             return record
         raise ValueError(f"{done} holds a result for a different config; use another run dir")
-    use_cuda = _wants_cuda(cfg.device)
+    use_cuda = wants_cuda(cfg.device)
     ctx = distributed.init_from_env(use_cuda)
     try:
         if inputs is None:
@@ -181,23 +107,6 @@ def train(cfg: RunConfig, run_dir: str | Path, progress: bool = True, keep_check
             return _Run(cfg, run_dir, ctx, inputs, progress, keep_checkpoint).execute()
     finally:
         distributed.shutdown(ctx)
-
-
-@contextlib.contextmanager
-def float32_matmul_precision(tf32: bool) -> Iterator[None]:
-    """float32 matmuls on TF32 tensor cores (``tf32``) or in full float32, restored on exit.
-
-    Parameters
-    ----------
-    tf32 : bool
-        ``torch.set_float32_matmul_precision("high")`` when true, ``"highest"`` when false.
-    """
-    previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high" if tf32 else "highest")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(previous)
 
 
 def epoch_line(name: str, epoch: int, epochs: int, entry: dict[str, Any]) -> str:
@@ -215,55 +124,6 @@ def epoch_line(name: str, epoch: int, epochs: int, entry: dict[str, Any]) -> str
             f"({entry['time_s']:.1f}s)")
 
 
-def _wants_cuda(device: str) -> bool:
-    if device == "auto":
-        return torch.cuda.is_available()
-    return torch.device(device).type == "cuda"
-
-
-def resolve_device(device: str, ctx: DistContext) -> torch.device:
-    """``"auto"`` -> this rank's GPU if there is one, else CPU."""
-    if device == "auto":
-        return torch.device("cuda", ctx.local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", ctx.local_rank)
-    return dev
-
-
-@torch.no_grad()
-def frozen_features(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``model.backbone`` features (float32, on the CPU) and labels of ``(x, y)`` batches, in eval
-    mode: what the linear probe is fit on."""
-    model.eval()
-    feats, labels = [], []
-    for x, y in batches:
-        with autocast():
-            feats.append(model.backbone(x).float().cpu())
-        labels.append(y)
-    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    return (seed * 1_000_003 + epoch * 1_009 + rank) % 2**31
-
-
-def _seed_worker(worker_id: int) -> None:
-    worker_seed = torch.initial_seed() % 2**32
-    np.random.seed(worker_seed)
-    random.seed(worker_seed)
-
-
 class _Run:
     """One run's state; split into steps so each is short enough to read."""
 
@@ -274,6 +134,7 @@ class _Run:
         self.keep_checkpoint = keep_checkpoint
         self.method: Method = get_method(cfg.method).configure(cfg)
         self.device = resolve_device(cfg.device, ctx)
+        self.checkpoints = RunCheckpoints(run_dir, ctx, self.device)
         self.epochs = cfg.epochs or inputs.epochs
         per_step = cfg.grad_accum * ctx.world_size
         if cfg.batch_size % per_step:
@@ -306,7 +167,7 @@ class _Run:
         self.sampler = DistributedSampler(inputs.splits["train"], num_replicas=ctx.world_size, rank=ctx.rank,
                                           shuffle=True, seed=cfg.seed, drop_last=False)
         self.train_loader = DataLoader(inputs.splits["train"], batch_size=self.micro_batch, sampler=self.sampler,
-                                       num_workers=cfg.num_workers, worker_init_fn=_seed_worker,
+                                       num_workers=cfg.num_workers, worker_init_fn=seed_worker,
                                        pin_memory=self.device.type == "cuda",
                                        persistent_workers=cfg.persistent_workers)
         self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.grad_accum)
@@ -342,13 +203,9 @@ class _Run:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # --- checkpoints ------------------------------------------------------------------------
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / CHECKPOINT
-
     def _save_checkpoint(self, next_epoch: int) -> None:
         if self.ctx.is_main:
-            state = {
+            self.checkpoints.write({
                 "config": self.cfg.to_dict(),
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -360,45 +217,16 @@ class _Run:
                 "status": self.status,
                 "elapsed": self.elapsed,
                 "first_loss": self.first_loss,
-            }
-            if self.checkpoint_path.exists():
-                move_aside(self.checkpoint_path, PREVIOUS)
-            with atomic_path(self.checkpoint_path) as tmp:
-                torch.save(state, tmp)
+            })
             self.log.sync()
         distributed.barrier(self.ctx)
 
-    def _checkpoints(self) -> list[Path]:
-        """The checkpoints on disk, newest first."""
-        paths = (self.checkpoint_path, self.checkpoint_path.with_name(CHECKPOINT + PREVIOUS))
-        return [p for p in paths if p.exists()]
-
-    def _read_checkpoint(self) -> dict[str, Any] | None:
-        """The newest readable checkpoint's state, or None. The main process moves each unreadable
-        one aside to ``*.corrupt`` with a warning; then the other processes read the newest left."""
-        state = None
-        if self.ctx.is_main:
-            for path in self._checkpoints():
-                try:
-                    state = torch.load(path, map_location=self.device, weights_only=False)
-                    break
-                except _UNREADABLE as err:
-                    aside = move_aside(path, CORRUPT)
-                    rest = self._checkpoints()
-                    warnings.warn(f"{path} is unreadable ({type(err).__name__}: {err}); moved to {aside.name}, "
-                                  + (f"resuming from {rest[0].name}" if rest else "starting from scratch"),
-                                  UserWarning)
-        distributed.barrier(self.ctx)
-        if not self.ctx.is_main and self._checkpoints():
-            state = torch.load(self._checkpoints()[0], map_location=self.device, weights_only=False)
-        return state
-
     def _load_checkpoint(self) -> bool:
-        state = self._read_checkpoint()
+        state = self.checkpoints.read()
         if state is None:
             return False
         if RunConfig.from_dict(state["config"]).key() != self.cfg.key():
-            raise ValueError(f"{self.checkpoint_path} belongs to a different config; use another run dir")
+            raise ValueError(f"{self.checkpoints.path} belongs to a different config; use another run dir")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler and state["scaler"]:
@@ -495,22 +323,8 @@ class _Run:
 
     def _evaluate_all(self) -> dict[str, Any]:
         """ID val / ID test accuracy and each OOD split's dataset metric (plus plain OOD accuracy)."""
-        def run(name: str) -> SplitMetrics:
-            return evaluate(self.model, self.inputs.splits[name], self.device, self.micro_batch,
-                            self.cfg.num_workers, self.ctx, self._autocast(), self.cfg.channels_last)
-
-        id_val, id_test = run("id_val"), run("id_test")
-        ood = {name: run(name) for name in self.inputs.ood_splits}
-        metric = self.inputs.metric
-        ood_metric = {name: m.metric(metric) for name, m in ood.items()}
-        return {
-            "id_val": id_val.acc,
-            "id_test": id_test.acc,
-            "ood": ood_metric,
-            "ood_avg": float(np.mean(list(ood_metric.values()))) if ood_metric else None,
-            "worst_group": min(ood_metric.values()) if metric == "worst_group_acc" and ood_metric else None,
-            "ood_acc": {name: m.acc for name, m in ood.items()},
-        }
+        return evaluate_run(self.model, self.inputs, self.device, self.micro_batch, self.cfg.num_workers, self.ctx,
+                            self._autocast, self.cfg.channels_last)
 
     # --- the run ----------------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
@@ -535,7 +349,7 @@ class _Run:
         for epoch in bar:
             if self.status != OK or self.step >= self.total_steps:
                 break
-            seed_everything(_epoch_seed(self.cfg.seed, epoch, self.ctx.rank))
+            seed_everything(epoch_seed(self.cfg.seed, epoch, self.ctx.rank))
             self.method.on_epoch_start(self.model, self.layer_map, epoch, self.epochs)
             net = distributed.wrap(self.model, self.ctx, self.device)
             t_epoch = time.time()
@@ -579,8 +393,6 @@ class _Run:
             record["divergence"] = self.divergence
         if self.ctx.is_main:
             write_json(self.run_dir / RESULT, record)
-            self.checkpoint_path.with_name(CHECKPOINT + PREVIOUS).unlink(missing_ok=True)
-            if not self.keep_checkpoint:
-                self.checkpoint_path.unlink(missing_ok=True)
+            self.checkpoints.remove(keep_latest=self.keep_checkpoint)
         distributed.barrier(self.ctx)
         return record

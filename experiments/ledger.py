@@ -15,169 +15,37 @@
   ``deepnet.sweep.collect`` (best LR per seed on ID val, ``interval90``), so a difference of two
   methods is exactly ``collect --diff``'s. Deterministic measurements (memory accounting) are exact.
 
-Verdict words, the same in every interval-judged column. A cell: ``supports`` (its interval excludes
-the claim's threshold, 0 unless stated, in the claimed direction), ``contradicts`` (excludes it the
-other way) or ``unresolved`` (one seed, or the interval contains it). A claim: ``supported`` (>= 1
-cell supports, none contradicts), ``contradicted`` (>= 1 contradicts, none supports), ``mixed``
-(both), ``inconclusive`` (every cell unresolved), ``missing`` (no cell: no link, or no data). No
-verdict comes from an unresolved cell. Claim specs live in ``experiments/claims/C*.toml``.
+Verdict words, the same in every interval-judged column, and how a cell is judged:
+:mod:`experiments.verdicts`; our records and the sources a comparison reads: :mod:`experiments.our_records`.
+Claim specs live in ``experiments/claims/C*.toml``.
 """
 from __future__ import annotations
 
 import importlib
 import math
-import operator
 import tomllib
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 from typing import Any, Iterable
 
-from scipy import stats
-
-from common.io import read_jsonl
-from deepnet.config import METHOD_OPTIONS
+from experiments.our_records import METRICS, SOURCES, load_files, our_rows
 from experiments.paper.arithmetic import rounding_bounds, selector_mean
+from experiments.verdicts import OPS, CellVerdict, judged, t90
 from theory.verdict import CHECK_MODULES, CLAIM_CHECKS, ClaimResult
+
+# imported from here by the figures and the tests
+from experiments.our_records import (NOT_IN_LEDGER, grad_norm_records, grad_norm_rows,  # noqa: F401
+                                     measurement_rows, run_cells, run_record_files, run_rows, summarize_results,
+                                     summary_tables)
+from experiments.verdicts import CLAIM_VERDICTS, claim_verdict, judge  # noqa: F401
 
 CLAIMS_DIR = Path(__file__).resolve().parent / "claims"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
-       "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)}
-METRICS = ("ood_avg", "id_test", "id_val", "worst_group")
-#: Where an ``[[ours]]`` comparison reads its rows, and whether they are exact (deterministic, no
-#: sampling error). "runs" = contract run records, best LR per seed on ID val (metric: one of
-#: METRICS); "memory" = ``deepnet.measure.memory`` records (metric = a field such as
-#: ``bytes_per_trainable_param``; byte accounting, exact); "gradnorms" = layer gradient norms at init
-#: (``deepnet.measure.grad_norms``), one row per (model, dataset) with
-#: ``embed_over_max_middle_<norm>`` for norm in raw / param_norm / sqrt_numel; "distortion" =
-#: feature-change records (``deepnet.measure.distortion``: per model, dataset, method, seed and input
-#: kind id / ood, with ``mean`` and ``relative_mean`` ||f(x) - f0(x)|| statistics).
-SOURCES = {"runs": False, "memory": True, "gradnorms": False, "distortion": False}
-GRAD_FILES = ("grad_norms", "gradnorms")
-GRAD_NORMS = {"raw": "grad_norm", "param_norm": "grad_over_param_norm", "sqrt_numel": "grad_over_sqrt_numel"}
-CELL_VERDICTS = ("supports", "contradicts", "unresolved")
-CLAIM_VERDICTS = ("supported", "contradicted", "mixed", "inconclusive", "missing")
-#: a difference this close to its threshold counts as touching it (float noise of printed cells).
-_TOUCH = 1e-9
-#: settings of a run that never separate two cells (the method, with its options, is what a
-#: comparison varies; ``deepnet.config.METHOD_OPTIONS`` belong to the method, as in collect).
-_NOT_SETTINGS = ("method", "seed", "lr", *METHOD_OPTIONS)
 #: settings of a measurement row that separate cells.
 _MEASUREMENT_SETTINGS = ("model", "dataset")
 _SIDES = ("lhs", "lhs_minus", "rhs", "rhs_minus")
-
-
-def judge(diff: float, half: float | None, op: str, threshold: float = 0.0) -> str:
-    """One cell's verdict from a difference and its interval.
-
-    Parameters
-    ----------
-    diff : float
-        The difference lhs - rhs (centre of the interval).
-    half : float or None
-        The interval's half-width: 0 for an exact value, None when there is no interval (one seed).
-    op : str
-        The claimed relation of lhs to rhs, one of OPS: the claim is ``diff op threshold``.
-    threshold : float, default 0
-        What the difference is compared with.
-
-    Returns
-    -------
-    str
-        ``supports`` if the whole interval lies on the claimed side of the threshold (an exact value:
-        if the relation holds), ``contradicts`` if it lies on the other side (for ``==``: if it
-        excludes the threshold), else ``unresolved``.
-    """
-    if half is None:
-        return "unresolved"
-    if half == 0.0:
-        return "supports" if OPS[op](diff, threshold) else "contradicts"
-    above, below = diff - half > threshold + _TOUCH, diff + half < threshold - _TOUCH
-    if op == "==":
-        return "contradicts" if above or below else "unresolved"
-    if op in (">", ">="):
-        return "supports" if above else "contradicts" if below else "unresolved"
-    return "supports" if below else "contradicts" if above else "unresolved"
-
-
-def claim_verdict(cells: Iterable[str]) -> str:
-    """A claim's verdict from its cells' verdicts (see the module docstring); no cell -> missing."""
-    cells = list(cells)
-    supports, contradicts = "supports" in cells, "contradicts" in cells
-    if not cells:
-        return "missing"
-    if supports and contradicts:
-        return "mixed"
-    return "supported" if supports else "contradicted" if contradicts else "inconclusive"
-
-
-@dataclass(frozen=True)
-class CellVerdict:
-    """One comparison in one cell: the difference, its interval and what it says about the claim.
-
-    ``half`` is the interval's half-width (0: exact, None: no interval); ``n`` the seeds or problems
-    it is over (0: not a sample, e.g. the print rounding of the papers' cells).
-    """
-
-    comparison: str
-    cell: str
-    diff: float
-    half: float | None
-    n: int
-    op: str
-    threshold: float = 0.0
-
-    @property
-    def verdict(self) -> str:
-        return judge(self.diff, self.half, self.op, self.threshold)
-
-    def text(self) -> str:
-        """``+0.012 ± 0.008 (n=3) > 0: supports``."""
-        spread = "exact" if self.half == 0.0 else "no interval" if self.half is None else f"± {self.half:.3g}"
-        n = f" (n={self.n})" if self.n else ""
-        return f"{self.diff:+.4g} {spread}{n} {self.op} {self.threshold:g}: {self.verdict}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"comparison": self.comparison, "cell": self.cell, "diff": self.diff, "ci90": self.half,
-                "n": self.n, "op": self.op, "threshold": self.threshold, "verdict": self.verdict}
-
-
-@dataclass
-class IntervalResult(ClaimResult):
-    """A claim judged cell by cell (a ClaimResult with the claim words and its cells).
-
-    ``counts`` gives the cells that support / contradict / are unresolved; ``indicative`` marks a
-    statistical theory check run on fewer problems than are meaningful.
-    """
-
-    cells: list[CellVerdict] = field(default_factory=list)
-    indicative: bool = False
-
-    def __post_init__(self) -> None:
-        if self.verdict not in CLAIM_VERDICTS:
-            raise ValueError(f"verdict must be one of {CLAIM_VERDICTS}, got {self.verdict!r}")
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {w: sum(c.verdict == w for c in self.cells) for w in CELL_VERDICTS}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "counts": self.counts, "indicative": self.indicative,
-                "cells": [c.to_dict() for c in self.cells]}
-
-
-def judged(claim: str, cells: list[CellVerdict], detail: str, numbers: dict[str, Any] | None = None,
-           indicative: bool = False) -> IntervalResult:
-    """The IntervalResult of `cells` (numbers default to each cell's text)."""
-    numbers = numbers if numbers is not None else {}
-    for c in cells:
-        numbers.setdefault(f"{c.comparison}[{c.cell}]" if c.cell else c.comparison, c.text())
-    result = IntervalResult(claim, claim_verdict(c.verdict for c in cells), numbers=numbers, detail=detail,
-                            instances=len(cells), cells=cells, indicative=indicative)
-    result.violations = result.counts["contradicts"]
-    return result
 
 
 @dataclass
@@ -234,11 +102,6 @@ def register_theory_checks() -> dict[str, str]:
     return errors
 
 
-def _t90(sem: float, n: int) -> float | None:
-    """Half-width of the two-sided 90% t-interval from a standard error over `n` values."""
-    return float(stats.t.ppf(0.95, n - 1) * sem) if n > 1 else None
-
-
 def theory_intervals(spec: dict[str, Any], result: ClaimResult) -> IntervalResult:
     """A statistical theory check judged by its paired intervals (``[[theory.interval]]``).
 
@@ -251,7 +114,7 @@ def theory_intervals(spec: dict[str, Any], result: ClaimResult) -> IntervalResul
     k = result.instances
     entries = spec["theory"]["interval"]
     cells = [CellVerdict(f"theory{i + 1}", f"{k} problems", float(result.numbers[e["mean"]]),
-                         _t90(float(result.numbers[e["sem"]]), k), k, e["op"], LOG_TOL if e.get("tolerance") else 0.0)
+                         t90(float(result.numbers[e["sem"]]), k), k, e["op"], LOG_TOL if e.get("tolerance") else 0.0)
              for i, e in enumerate(entries)]
     indicative = k < MAX_PROBLEMS
     scope = f"indicative ({k} < {MAX_PROBLEMS} problems). " if indicative else ""
@@ -303,123 +166,6 @@ def paper_verdict(spec: dict[str, Any]) -> ClaimResult:
     if fragile:
         detail += ". Fragile (the print rounding can flip it): " + "; ".join(fragile)
     return judged(cid, cells, detail + "." + (f" {spec['paper_note']}" if "paper_note" in spec else ""))
-
-
-# A folder holding this file is left out of a folder scan: records kept for provenance (a table
-# an option change superseded, a one-seed screen) that must not enter the ledger's cells beside
-# the current table. The file says why; a path named directly is still read.
-NOT_IN_LEDGER = "NOT_IN_LEDGER"
-
-
-def _excluded(file: Path, root: Path) -> bool:
-    """Whether a folder from `root` down to `file` holds the :data:`NOT_IN_LEDGER` marker."""
-    return any((root / sub / NOT_IN_LEDGER).exists() for sub in file.relative_to(root).parents)
-
-
-def load_files(paths: Iterable[str | Path], strict: bool = False) -> list[tuple[Path, list[dict]]]:
-    """The JSON-lines files under `paths` (files or folders, searched recursively) with their records.
-
-    Under a folder, files below a folder holding a :data:`NOT_IN_LEDGER` marker are left out.
-    A malformed line raises ``ValueError`` naming ``file:line`` if `strict`, else it is skipped with
-    a ``UserWarning`` naming each bad ``file:line`` and the count (``common.io.read_jsonl``).
-    Paths that do not exist are skipped (the command line rejects them before computing).
-    """
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            files += sorted(f for f in path.rglob("*.jsonl") if not _excluded(f, path))
-        elif path.is_file():
-            files.append(path)
-    return [(f, read_jsonl(f, strict=strict)) for f in files]
-
-
-def _is_run(record: dict) -> bool:
-    return "config" in record and "metrics" in record
-
-
-def run_record_files(files: list[tuple[Path, list[dict]]]) -> list[Path]:
-    """The files whose records are all contract run records (a ``config`` and ``metrics``);
-    measurement files (memory, gradient norms, distortion) are left out."""
-    return [f for f, recs in files if recs and all(map(_is_run, recs))]
-
-
-def run_cells(files: list[tuple[Path, list[dict]]]) -> list:
-    """Our finished runs as ``deepnet.sweep.collect`` cells, each with its best-on-ID-val run per seed.
-
-    A config recorded more than once keeps its last record, as ``collect.load_records`` does.
-    """
-    from deepnet.config import RunConfig
-    from deepnet.sweep.collect import select_best
-
-    keep = set(run_record_files(files))
-    by_key = {RunConfig.from_dict(r["config"]).key(): r for f, recs in files if f in keep for r in recs}
-    ok = [r for r in by_key.values() if r.get("status") == "ok"]
-    return select_best(ok) if ok else []
-
-
-def summarize_results(paths: Iterable[str | Path], strict: bool = False) -> list[dict[str, Any]]:
-    """Our run records as one row per (model, dataset, method, ...) with best-on-ID-val metrics
-    (``<metric>_mean`` and ``<metric>_ci90`` over seeds), via ``deepnet.sweep.collect``. No records -> []."""
-    from deepnet.sweep.collect import summarize
-
-    cells = run_cells(load_files(paths, strict))
-    return summarize(cells) if cells else []
-
-
-def summary_tables(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """Summarized rows (:func:`summarize_results`) as ``{"md": markdown, "csv": csv}`` text, by
-    ``deepnet.sweep.collect`` (mean ± 90% half-width in percent; CSV as fractions)."""
-    from deepnet.sweep.collect import to_csv, to_markdown
-
-    return {"md": to_markdown(rows), "csv": to_csv(rows)}
-
-
-def run_rows(cells: list) -> list[dict[str, Any]]:
-    """One row per chosen run (one per cell and seed): its settings, ``seed``, flat metrics and
-    ``_settings`` (the names of the settings that identify its cell)."""
-    from deepnet.config import EXECUTION_ONLY
-    from deepnet.sweep.collect import metric_values
-
-    rows = []
-    for cell in cells:
-        setting = {k: v for k, v in cell.setting.items() if k not in EXECUTION_ONLY}
-        names = tuple(k for k in setting if k not in _NOT_SETTINGS)
-        rows += [{**setting, "seed": r["config"]["seed"], **metric_values(r), "_settings": names} for r in cell.chosen]
-    return rows
-
-
-def measurement_rows(files: list[tuple[Path, list[dict]]], field_name: str) -> list[dict[str, Any]]:
-    """Measurement records that carry `field_name` (e.g. memory records carry
-    ``bytes_per_trainable_param``, feature-distortion records ``relative_mean``)."""
-    return [r for _, recs in files for r in recs if field_name in r and not _is_run(r)]
-
-
-def grad_norm_records(files: list[tuple[Path, list[dict]]]) -> list[dict[str, Any]]:
-    """Gradient-norm measurements as {"model", "dataset", "groups": [group dicts, bottom -> top]};
-    accepts files of nested records or of one row per group (with ``index``)."""
-    grouped: dict[tuple[str, str], list[dict]] = {}
-    for f, recs in files:
-        if not f.name.startswith(GRAD_FILES):
-            continue
-        for r in recs:
-            groups = r["groups"] if "groups" in r else [r]
-            grouped.setdefault((r["model"], r["dataset"]), []).extend(groups)
-    return [{"model": m, "dataset": d, "groups": sorted(g, key=lambda x: x.get("index", 0))}
-            for (m, d), g in grouped.items()]
-
-
-def grad_norm_rows(files: list[tuple[Path, list[dict]]]) -> list[dict[str, Any]]:
-    """One row per (model, dataset): the embedding layer's G over the largest middle layer's G."""
-    rows = []
-    for rec in grad_norm_records(files):
-        row = {"model": rec["model"], "dataset": rec["dataset"]}
-        for name, key in GRAD_NORMS.items():
-            embed = [g[key] for g in rec["groups"] if g["kind"] == "embed"]
-            middle = [g[key] for g in rec["groups"] if g["kind"] == "middle"]
-            if embed and middle:
-                row[f"embed_over_max_middle_{name}"] = max(embed) / max(middle)
-        rows.append(row)
-    return rows
 
 
 def _matches(row: dict[str, Any], sel: dict[str, Any]) -> bool:
@@ -479,7 +225,7 @@ def paired_cells(rows: list[dict[str, Any]], cmp: dict[str, Any], name: str) -> 
         centre, half = interval90(diffs)
         label = ",".join(v if k in _MEASUREMENT_SETTINGS else f"{k}={v}" for k, v in group if k in shown)
         cells.append(CellVerdict(name, label or "all", centre,
-                                 0.0 if SOURCES[source] else half, len(diffs), cmp["op"]))
+                                 0.0 if SOURCES[source].exact else half, len(diffs), cmp["op"]))
     return cells
 
 
@@ -496,12 +242,6 @@ def ours_verdict(spec: dict[str, Any], rows: dict[str, list[dict[str, Any]]]) ->
     one_seed = sum(c.half is None for c in cells)
     note = f" ({one_seed} cell(s) with one seed: no interval, unresolved)" if one_seed else ""
     return judged(cid, cells, f"{texts}{note}" + (f". {spec['ours_note']}" if "ours_note" in spec else ""))
-
-
-def our_rows(files: list[tuple[Path, list[dict]]]) -> dict[str, list[dict[str, Any]]]:
-    """Our rows per source (see SOURCES) from loaded result files (:func:`load_files`)."""
-    return {"runs": run_rows(run_cells(files)), "memory": measurement_rows(files, "bytes_per_trainable_param"),
-            "gradnorms": grad_norm_rows(files), "distortion": measurement_rows(files, "relative_mean")}
 
 
 def ours_verdicts(results: Iterable[str | Path], strict: bool = False) -> list[tuple[dict[str, Any], ClaimResult]]:

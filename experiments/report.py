@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from common.io import write_text
-from experiments.ledger import IntervalResult, LedgerRow
+from experiments.ledger import LedgerRow
+from experiments.verdicts import IntervalResult
 
 LINKS = ("theory", "paper", "ours")
 LEGEND = ("s/c/u = cells that support / contradict / leave unresolved the claim (ours: 90% t-interval of the "

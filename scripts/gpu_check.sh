@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The prepared GPU check (python -m deepnet.gpucheck) in one call, packed for a device machine.
+# The prepared GPU check (python -m pipeline gpucheck) in one call, packed for a device machine.
 #
-#   scripts/gpu_check.sh OUT [arguments of python -m deepnet.gpucheck]
+#   scripts/gpu_check.sh OUT [arguments of python -m pipeline gpucheck]
 #
 # Runs the check into a scratch folder under a hard time limit (GPUCHECK_TIMEOUT_S, default 450 s;
 # the check itself starts nothing new after --deadline-s, default 390 s), then leaves in OUT the few
@@ -29,7 +29,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit --format=csv 2>&1 | tee "$log"
 fi
-timeout --kill-after=20 "${GPUCHECK_TIMEOUT_S:-450}" "$py" -m deepnet.gpucheck --out "$work/gpucheck" "$@" 2>&1 | tee -a "$log"
+timeout --kill-after=20 "${GPUCHECK_TIMEOUT_S:-450}" "$py" -m pipeline gpucheck --out "$work/gpucheck" "$@" 2>&1 | tee -a "$log"
 rc=${PIPESTATUS[0]}
 mkdir -p "$out"
 for f in summary.md summary.json readme_table.md; do

@@ -1,4 +1,4 @@
-"""The suite on a real GPU, one prepared check: ``python -m deepnet.gpucheck --out DIR``.
+"""The suite on a real GPU, one prepared check: ``python -m pipeline gpucheck --out DIR``.
 
 Stages, in this order (the CUDA tests first, while this process holds no GPU memory):
 
@@ -8,7 +8,8 @@ Stages, in this order (the CUDA tests first, while this process holds no GPU mem
 ``matmul``      the bf16 matrix-product rate of this device, measured now (the MFU denominator);
 ``methods``     per model x method (random weights, bf16 autocast): images/s, step time and peak
     memory of timed steps, memory of one step at batch 1 in fp32 and bf16, FLOPs per step
-    (FlopCounterMode) and MFU; the memory ratios beside the SGD paper's Table 4;
+    (FlopCounterMode) and MFU; the memory ratios beside the SGD paper's Table 4 (the comparisons
+    the caller passes in: ``python -m pipeline gpucheck`` passes the paper's);
 ``profile``     one step under torch.profiler: a Chrome trace, the top operators, the step split
     into kernel categories (what bounds MFU);
 ``speed``       the speed options on one model and method: fused optimizer, TF32, pinned memory and
@@ -30,7 +31,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -38,10 +39,10 @@ from common.io import read_json, write_json, write_text
 from common.provenance import git_commit
 from deepnet.gpucheck import bench, report
 from deepnet.gpucheck.cudatests import run_cuda_tests
-from deepnet.measure.cli import write_rows
+from deepnet.measure.output import write_rows
 from deepnet.results import environment
 
-PROG = "python -m deepnet.gpucheck"
+PROG = "python -m pipeline gpucheck"
 STAGES = ("cuda_tests", "matmul", "methods", "profile", "speed")
 METHODS = ("sgd", "adamw", "sgd_freeze_embed", "sgd_freeze_embed_no_momentum", "adamw_freeze_embed")
 
@@ -100,8 +101,10 @@ LOADER_VARIANTS = ((False, False), (True, False), (True, True))
 class Check:
     """One run of the check: its plan, device, output folder, clock and the summary it builds."""
 
-    def __init__(self, plan: Plan, device: torch.device, out: Path, argv: list[str], commit: str | None) -> None:
+    def __init__(self, plan: Plan, device: torch.device, out: Path, argv: list[str], commit: str | None,
+                 memory_claims: Sequence[dict[str, Any]] = ()) -> None:
         self.plan, self.device, self.out = plan, device, out
+        self.memory_claims = memory_claims
         self.start = time.perf_counter()
         self.summary: dict[str, Any] = {
             "plan_name": plan.name, "plan": dataclasses.asdict(plan), "commit": commit,
@@ -180,7 +183,7 @@ class Check:
             items, lambda it: bench.measure_method(it[0], it[2], it[1], self.device, self.plan.steps, self.plan.warmup, rate),
             lambda it: {"model": it[0], "batch_size": it[1], "method": it[2]})
         self.summary["methods"] = rows
-        self.summary["memory_ratios"] = report.memory_ratios(rows)
+        self.summary["memory_ratios"] = report.memory_ratios(rows, self.memory_claims)
         return ("error" if any("error" in r for r in rows) else "ok"), note
 
     def stage_profile(self) -> tuple[str, str]:
@@ -268,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, memory_claims: Sequence[dict[str, Any]] = ()) -> int:
+    """Run the check (or ``--render``); ``memory_claims`` are the paper comparisons the methods
+    stage's memory ratios are put beside (:func:`deepnet.gpucheck.report.memory_ratios`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     a = parser.parse_args(argv)
@@ -292,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.deadline_s <= 0:
             parser.error(f"--deadline-s must be > 0, got {a.deadline_s}")
         plan = dataclasses.replace(plan, deadline_s=a.deadline_s)
-    check = Check(plan, device, a.out, argv, a.commit or git_commit())
+    check = Check(plan, device, a.out, argv, a.commit or git_commit(), memory_claims)
     ok = check.run(a.stages)
     print(report.render_summary(check.summary), end="")
     return 0 if ok else 1

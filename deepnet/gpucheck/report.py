@@ -1,21 +1,15 @@
-"""The GPU check's summary: the papers' memory comparisons beside ours, and the markdown pages.
+"""The GPU check's summary: our memory ratios beside the paper's, and the markdown pages.
 
-The comparisons are not typed here: :func:`paper_memory_claims` reads every text number of the SGD
-paper that compares two cells of Table 4 (``experiments/paper/stated.toml``, stat ``pct_more`` or
-``pct_less``) and the two cells themselves (``experiments/paper/sgd_table4.csv``), and
-:func:`memory_ratios` puts our measured ratio of the same two methods beside each.
+The paper's memory comparisons come from the caller (``experiments.paper.memory.paper_memory_claims``
+through ``python -m pipeline gpucheck``); :func:`memory_ratios` puts our measured ratio of the same
+two methods beside each.
 """
 from __future__ import annotations
 
-import tomllib
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from deepnet.measure.plots import GIB
-from experiments.paper.tables import PAPER_DIR, load_table
 
-MEMORY_TABLE = "sgd:table4"
-# a stated percentage p as the ratio a / b of the two selected cells
-RATIO: dict[str, Callable[[float], float]] = {"pct_more": lambda p: 1 + p / 100, "pct_less": lambda p: 1 - p / 100}
 # our memory figures per (model, method) row, each a ratio column: (label, row -> bytes or None)
 OURS: tuple[tuple[str, Callable[[dict[str, Any]], int | None]], ...] = (
     ("ours fp32, batch 1", lambda r: r["memory_fp32"]["held_bytes"]),
@@ -24,43 +18,26 @@ OURS: tuple[tuple[str, Callable[[dict[str, Any]], int | None]], ...] = (
 )
 
 
-def paper_memory_claims() -> list[dict[str, Any]]:
-    """The SGD paper's text numbers comparing two methods' memory in one Table 4 column.
+def memory_ratios(rows: list[dict[str, Any]], claims: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each paper comparison in ``claims`` with our ratios of the same two methods on the same model.
+
+    Parameters
+    ----------
+    rows : list of dict
+        :func:`deepnet.gpucheck.bench.measure_method` rows.
+    claims : iterable of dict
+        The paper's comparisons, each with ``model``, ``numerator`` and ``denominator`` methods
+        (``experiments.paper.memory.paper_memory_claims``).
 
     Returns
     -------
     list of dict
-        Per text number: ``id`` and ``where`` (from stated.toml), ``model`` (the Table 4 column),
-        ``numerator`` and ``denominator`` methods, ``paper_text`` (the stated percentage as the
-        ratio numerator / denominator) and ``paper_table`` (the ratio of the two printed cells).
-    """
-    with open(PAPER_DIR / "stated.toml", "rb") as f:
-        entries = tomllib.load(f)["stated"]
-    table = load_table(MEMORY_TABLE)
-    claims = []
-    for e in entries:
-        a, b = e.get("a", {}), e.get("b", {})
-        if e["stat"] not in RATIO or a.get("table") != MEMORY_TABLE or b.get("table") != MEMORY_TABLE:
-            continue
-        (model,) = a["columns"]
-        if b["columns"] != [model]:
-            raise ValueError(f"stated.toml {e['id']}: compares two Table 4 columns, {model} and {b['columns']}")
-        cells = table.value(model, method=a["method"]), table.value(model, method=b["method"])
-        claims.append({"id": e["id"], "where": e["where"], "model": model, "numerator": a["method"],
-                       "denominator": b["method"], "paper_text": RATIO[e["stat"]](float(e["stated"])),
-                       "paper_table": cells[0] / cells[1]})
-    return claims
-
-
-def memory_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each of :func:`paper_memory_claims` with our ratios of the same two methods on the same model.
-
-    ``rows`` are :func:`deepnet.gpucheck.bench.measure_method` rows; a ratio is None where either
-    method was not measured (or, for the timed batch, off GPU).
+        Each claim with one ratio per :data:`OURS` label; a ratio is None where either method was
+        not measured (or, for the timed batch, off GPU).
     """
     held = {(r["model"], r["method"]): r for r in rows if "error" not in r}
     out = []
-    for claim in paper_memory_claims():
+    for claim in claims:
         num, den = held.get((claim["model"], claim["numerator"])), held.get((claim["model"], claim["denominator"]))
         ours = {}
         for label, figure in OURS:
@@ -186,7 +163,7 @@ def render_summary(summary: dict[str, Any]) -> str:
 
 def render_readme_table(summary: dict[str, Any]) -> str:
     """The README's tables, from a summary: per method img/s, peak GiB and MFU, the Table 4 ratios
-    beside ours, and the speed options' effect (``python -m deepnet.gpucheck --render SUMMARY.json``)."""
+    beside ours, and the speed options' effect (``python -m pipeline gpucheck --render SUMMARY.json``)."""
     rows = [r for r in summary.get("methods", []) if "error" not in r]
     per_method = _table(["model", "method", "img/s", "peak GiB", "MFU"],
                         [[r["model"], r["method"], _num(r["images_per_s"], ".0f"), _gib(r["cuda_peak_bytes"]),
@@ -198,6 +175,6 @@ def render_readme_table(summary: dict[str, Any]) -> str:
                      f"{_num(r['speedup'], '.2f')} (vs {r['baseline']})"] for r in speed_rows])
     batches = ", ".join(sorted({f"{r['model']} {r['batch_size']}" for r in rows}))
     on = f"{speed_rows[0]['model']} / {speed_rows[0]['method']}" if speed_rows else "-"
-    return (f"<!-- generated by python -m deepnet.gpucheck --render from {summary.get('commit')} -->\n"
+    return (f"<!-- generated by python -m pipeline gpucheck --render from {summary.get('commit')} -->\n"
             f"On {summary.get('device_name')}, random weights, bf16 autocast, batch {batches}:\n\n"
             f"{per_method}\n\n{ratios}\n\nSpeed options on {on}:\n\n{speed}\n")

@@ -9,11 +9,16 @@ both backbones run in eval mode without gradients.
 """
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import torch
+from torch.utils.data import Dataset
 from tqdm import tqdm
+
+from deepnet.measure.batches import loader, on_device
 
 if TYPE_CHECKING:
     from deepnet.models.classifier import Classifier
@@ -90,3 +95,79 @@ def feature_distortion(
 ) -> dict[str, DistortionStats]:
     """:class:`DistortionStats` for each named split (e.g. ``"id_test"``, ``"ood_test"``)."""
     return {name: summarize(name, *feature_change(model_0, model_ft, batches, progress)) for name, batches in splits.items()}
+
+
+def measure_distortion(model_0: torch.nn.Module, runs: list[dict[str, Any]], splits: Mapping[str, Dataset],
+                       device: torch.device, batch_size: int, seed: int,
+                       max_batches: int | None = None) -> list[dict[str, Any]]:
+    """Rows of per-split feature change of each fine-tuned run against the pretrained ``model_0``.
+
+    Parameters
+    ----------
+    model_0 : torch.nn.Module
+        The pretrained init the runs started from.
+    runs : list of dict
+        Each with ``state`` (the fine-tuned state dict) and ``row`` (fields every row of the run
+        starts with: ``method``, ``lr`` ...).
+    splits : mapping of str to Dataset
+        The splits measured; names starting with ``id_`` are of kind ``id``, the others ``ood``.
+    device : torch.device
+        Where both models run.
+    batch_size, seed : int
+        Of the (unshuffled) loaders.
+    max_batches : int, optional
+        At most this many batches per split.
+
+    Returns
+    -------
+    list of dict
+        One row per run and split: the run's ``row``, ``kind`` and :class:`DistortionStats`' fields.
+    """
+    model_0 = model_0.to(device)
+    rows = []
+    for run in runs:
+        tuned = copy.deepcopy(model_0)
+        tuned.load_state_dict(run["state"])
+        loaders = {s: on_device(device, loader(d, batch_size, seed, shuffle=False), max_batches)
+                   for s, d in splits.items()}
+        for split, st in feature_distortion(model_0, tuned, loaders, progress=True).items():
+            rows.append({**run["row"], "kind": "id" if split.startswith("id_") else "ood", **st.as_dict()})
+            print(f"{run['row']['method']:24s} {split:10s} mean ||dphi|| {st.mean:.4g} "
+                  f"(relative {st.relative_mean:.4g}), median {st.median:.4g}, n={st.n}")
+        del tuned
+    return rows
+
+
+def distortion_ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean change per (method, ID/OOD) and the paper's ratios, when exactly one FT and one LP-FT run.
+
+    Parameters
+    ----------
+    rows : list of dict
+        :func:`measure_distortion` rows.
+
+    Returns
+    -------
+    dict
+        ``ft_id_change``, ``ft_ood_change``, ``lpft_id_change``, ``lpft_ood_change``,
+        ``ft_id_over_ood`` and ``ft_over_lpft_id``; empty unless the rows are of exactly one
+        ``sgd`` and one ``lp_ft`` run.
+    """
+    def mean_change(method: str, kind: str) -> float:
+        vals = [r["mean"] for r in rows if r["method"] == method and r["kind"] == kind]
+        return sum(vals) / len(vals)
+
+    runs = {(r["method"], r["lr"]) for r in rows}
+    if len(runs) != 2 or {m for m, _ in runs} != {"sgd", "lp_ft"}:
+        return {}
+    ft_id, ft_ood, lpft_id = mean_change("sgd", "id"), mean_change("sgd", "ood"), mean_change("lp_ft", "id")
+    return {"ft_id_change": ft_id, "ft_ood_change": ft_ood, "lpft_id_change": lpft_id,
+            "lpft_ood_change": mean_change("lp_ft", "ood"), "ft_id_over_ood": _ratio(ft_id, ft_ood),
+            "ft_over_lpft_id": _ratio(ft_id, lpft_id)}
+
+
+def _ratio(num: float, den: float) -> float:
+    """``num / den``; ``inf`` for a zero denominator (``nan`` for 0 / 0)."""
+    if den > 0:
+        return num / den
+    return math.inf if num > 0 else math.nan

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
+
+from deepnet.measure.plots import NORMALIZATIONS
 
 if TYPE_CHECKING:
     from deepnet.models.registry import LayerMap
@@ -115,3 +117,34 @@ def layer_grad_norms(
             )
             for k, (label, ps) in enumerate(groups)
         ]
+
+
+def outlier_summary(rows: list[dict[str, Any]], omit: Sequence[str]) -> dict[str, Any]:
+    """Embedding value vs the middle groups' values for each normalization (omitted labels skipped).
+
+    Parameters
+    ----------
+    rows : list of dict
+        One model's :meth:`GroupGradNorm.as_dict` rows.
+    omit : sequence of str
+        Group labels left out (the ViT's token group, as Appendix F omits it).
+
+    Returns
+    -------
+    dict
+        Per normalization: ``ratio_to_max_middle`` > 1 means the embedding's value exceeds every
+        middle group's, the paper's "outlier" (Fig. 2); ``rank`` is the embedding's rank among
+        embed + middle (1 = largest). Empty when the embedding or every middle group is absent
+        (e.g. frozen by a method).
+    """
+    embed = [r for r in rows if r["kind"] == "embed"]
+    middle = [r for r in rows if r["kind"] == "middle" and r["label"] not in omit]
+    if not embed or not middle:
+        return {}
+    out = {}
+    for key, _ in NORMALIZATIONS:
+        e, mids = embed[0][key], [r[key] for r in middle]
+        out[key] = {"embed": e, "max_middle": max(mids), "median_middle": sorted(mids)[len(mids) // 2],
+                    "ratio_to_max_middle": e / max(mids), "rank": 1 + sum(m > e for m in mids),
+                    "of": 1 + len(mids)}
+    return out

@@ -51,8 +51,7 @@ class Cell:
 
 def load_records(paths: str | Path | Iterable[str | Path], strict: bool = False) -> list[dict]:
     """Result records from JSON-lines files, or from a directory: every ``*.jsonl`` under it (but
-    runs' ``metrics.jsonl``) plus
-    the ``result.json`` of every finished (``done``) sweep run under it.
+    runs' ``metrics.jsonl``) plus the ``result.json`` of every finished (``done``) sweep run under it.
 
     The run directories are the source of truth, so a line lost from ``results.jsonl`` (e.g. file
     locks that do not hold across the nodes of a network file system) is still collected. A config
@@ -81,30 +80,36 @@ def load_records(paths: str | Path | Iterable[str | Path], strict: bool = False)
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    by_key: dict[str, dict] = {}
+    found: list[tuple[Path, list]] = []
     for path in map(Path, paths):
         if path.is_dir():
-            sources = [(file, read_jsonl(file, strict=strict)) for file in sorted(path.rglob("*.jsonl"))
-                       if file.name != METRICS]  # a run's curves, not result records
-            sources += [(result, _read_result(result, strict)) for result in
-                        (done.with_name(RESULT_FILE) for done in sorted(path.rglob(DONE_FILE)))]
+            found += [(file, read_jsonl(file, strict=strict)) for file in sorted(path.rglob("*.jsonl"))
+                      if file.name != METRICS]  # a run's curves, not result records
+            found += [(result, _read_result(result, strict)) for result in
+                      (done.with_name(RESULT_FILE) for done in sorted(path.rglob(DONE_FILE)))]
         elif path.is_file():
-            sources = [(path, read_jsonl(path, strict=strict))]
+            found.append((path, read_jsonl(path, strict=strict)))
         else:
             raise FileNotFoundError(f"no results file or directory at {path}")
-        for source, records in sources:
-            skipped = 0
-            for record in records:
-                key = _run_key(record)
-                if key is None:
-                    if strict:
-                        raise ValueError(f"{source}: holds a record that is not a run record (no valid 'config')")
-                    skipped += 1
-                else:
-                    by_key[key] = record
-            if skipped:
-                warnings.warn(f"{source}: skipped {skipped} record(s) that are not run records (no valid 'config')",
-                              UserWarning, stacklevel=2)
+    return latest_records(found, strict)
+
+
+def latest_records(sources: Iterable[tuple[Path, list]], strict: bool = False) -> list[dict]:
+    """The last run record per config of ``(source, records)`` pairs; others: a warning per source (strict: raise)."""
+    by_key: dict[str, dict] = {}
+    for source, records in sources:
+        skipped = 0
+        for record in records:
+            key = _run_key(record)
+            if key is None:
+                if strict:
+                    raise ValueError(f"{source}: holds a record that is not a run record (no valid 'config')")
+                skipped += 1
+            else:
+                by_key[key] = record
+        if skipped:
+            warnings.warn(f"{source}: skipped {skipped} record(s) that are not run records (no valid 'config')",
+                          UserWarning, stacklevel=3)
     return list(by_key.values())
 
 

@@ -1,6 +1,6 @@
 """The suite's CUDA paths on a real GPU (marker ``cuda``; every test skips without one).
 
-Run by ``python -m deepnet.gpucheck`` (stage ``cuda_tests``) or ``pytest -m cuda tests/cuda``.
+Run by ``python -m pipeline gpucheck`` (stage ``cuda_tests``) or ``pytest -m cuda tests/cuda``.
 Tolerances are relative errors ||a - ref|| / ||ref|| against a float64 copy of the same model:
 float32 lands near 1e-6 (measured on the CPU: 8e-7 for ViT-B/16 logits and gradients), bf16
 autocast near 1e-2 (7e-3 on the CPU; bf16 keeps 8 mantissa bits, and twelve blocks add up).

@@ -1,22 +1,26 @@
-"""Every ``python -m deepnet`` command's ``--help`` shows its defaults and an example; ``--threads``."""
+"""Every ``python -m deepnet`` and ``python -m deepnet.measure`` command's ``--help`` shows its
+defaults and an example; ``--threads``."""
 from __future__ import annotations
 
 import pytest
 
 from deepnet.__main__ import build_parser
+from deepnet.measure.cli import build_parser as build_measure_parser
+
+PARSERS = {"python -m deepnet": build_parser, "python -m deepnet.measure": build_measure_parser}
 
 
-def _commands():
-    parser = build_parser()
+def _commands(prog: str = "python -m deepnet"):
+    parser = PARSERS[prog]()
     (subparsers,) = [a for a in parser._actions if a.choices and isinstance(a.choices, dict)]
     return subparsers.choices
 
 
-@pytest.mark.parametrize("name", sorted(_commands()))
-def test_help_shows_defaults_and_an_example(name):
-    command = _commands()[name]
+@pytest.mark.parametrize("prog, name", [(prog, name) for prog in PARSERS for name in sorted(_commands(prog))])
+def test_help_shows_defaults_and_an_example(prog, name):
+    command = _commands(prog)[name]
     text = command.format_help()
-    assert "\nexamples:\n  python -m deepnet " + name in text
+    assert f"\nexamples:\n  {prog} " + name in text
     for action in command._actions:
         if action.option_strings and action.default not in (None, False, []) and action.help != "==SUPPRESS==" \
                 and not action.required and action.dest != "help":

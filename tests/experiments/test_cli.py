@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from experiments.__main__ import build_parser, main
+from experiments.__main__ import main
 
 
 def test_report_cli_writes_markdown_and_json(tmp_path, results_file, capsys):
@@ -16,8 +16,3 @@ def test_report_cli_writes_markdown_and_json(tmp_path, results_file, capsys):
     assert ledger[0]["ours"]["verdict"] == "supported"  # synthetic runs: SGD-FE and AdamW beat SGD OOD on 3 seeds
     assert (out / "ledger.md").read_text().startswith("# Claims ledger")
 
-
-def test_main_defaults():
-    args = build_parser().parse_args(["main"])
-    assert args.out == "out/main" and args.spec.name == "main_default.toml" and not args.quick
-    assert args.instances is None  # each claim spec's count: C9-C12 run on 8 problems, not 3

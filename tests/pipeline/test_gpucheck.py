@@ -1,5 +1,5 @@
-"""The GPU check in tiny mode on the CPU (every stage, the output files' content), its command line,
-and the Table 4 comparisons it reads from the paper's data."""
+"""The GPU check (``python -m pipeline gpucheck``) in tiny mode on the CPU (every stage, the output
+files' content), its command line, and the Table 4 comparisons it is given from the paper's data."""
 from __future__ import annotations
 
 import csv
@@ -11,6 +11,8 @@ import torch
 from common.io import read_json
 from deepnet.gpucheck import cli, report
 from deepnet.gpucheck.bench import categorize, time_breakdown
+from experiments.paper.memory import paper_memory_claims
+from pipeline import gpucheck
 
 ISSUE_COMPARISONS = {("clip_vit_b16", "adamw", "sgd_freeze_embed"), ("clip_vit_b16", "adamw", "sgd_freeze_embed_no_momentum"),
                      ("clip_vit_l14", "adamw", "sgd_freeze_embed"), ("clip_vit_l14", "adamw", "sgd_freeze_embed_no_momentum")}
@@ -24,7 +26,7 @@ def tiny(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rc = cli.main(["--tiny", "--device", "cpu", "--out", str(out)])
+        rc = gpucheck.main(["--tiny", "--device", "cpu", "--out", str(out)])
     finally:
         torch.set_num_threads(threads)
     return rc, out, read_json(out / "summary.json")
@@ -109,14 +111,14 @@ def test_summary_pages_are_generated_from_the_summary(tiny, capsys):
     for heading in ("## CUDA tests", "## Matrix-product ceiling", "## Per method", "## Memory ratios beside Table 4",
                     "## Speed options", "## Profile of one step"):
         assert heading in md
-    assert cli.main(["--render", str(out / "summary.json")]) == 0
+    assert gpucheck.main(["--render", str(out / "summary.json")]) == 0
     readme = capsys.readouterr().out
     assert readme == (out / "readme_table.md").read_text()
     assert all(f"| {m} | {k} |" in readme for m, _ in cli.TINY.models for k in cli.TINY.methods)
 
 
 def test_paper_memory_claims_come_from_the_papers_data():
-    claims = report.paper_memory_claims()
+    claims = paper_memory_claims()
     assert {(c["model"], c["numerator"], c["denominator"]) for c in claims} >= ISSUE_COMPARISONS
     for c in claims:  # the text's percentages round the same memory the table's 0.1 GB cells round
         assert c["paper_text"] == pytest.approx(c["paper_table"], abs=0.03), c["id"]
@@ -124,18 +126,18 @@ def test_paper_memory_claims_come_from_the_papers_data():
 
 def test_memory_ratios_join_our_rows_to_the_paper_claims(tiny):
     _, _, s = tiny
-    assert [r["id"] for r in s["memory_ratios"]] == [c["id"] for c in report.paper_memory_claims()]
+    assert [r["id"] for r in s["memory_ratios"]] == [c["id"] for c in paper_memory_claims()]
     assert all(r[label] is None for r in s["memory_ratios"] for label, _ in report.OURS)  # no CLIP model measured
     model = cli.TINY.models[0][0]
     as_b16 = [{**r, "model": "clip_vit_b16"} for r in s["methods"] if r["model"] == model]
-    ratios = [r for r in report.memory_ratios(as_b16) if r["model"] == "clip_vit_b16"]
+    ratios = [r for r in report.memory_ratios(as_b16, paper_memory_claims()) if r["model"] == "clip_vit_b16"]
     held = {r["method"]: r["memory_fp32"]["held_bytes"] for r in as_b16}
     assert ratios and all(r["ours fp32, batch 1"] == held[r["numerator"]] / held[r["denominator"]] for r in ratios)
     assert all(r["ours bf16, timed batch"] is None for r in ratios)  # no CUDA peak on the CPU
 
 
 def test_deadline_skips_the_measurements_left(tmp_path):
-    assert cli.main(["--tiny", "--device", "cpu", "--stages", "methods", "--deadline-s", "1e-9",
+    assert gpucheck.main(["--tiny", "--device", "cpu", "--stages", "methods", "--deadline-s", "1e-9",
                      "--out", str(tmp_path)]) == 0
     s = read_json(tmp_path / "summary.json")
     n = len(cli.TINY.models) * len(cli.TINY.methods)
@@ -151,14 +153,14 @@ def test_deadline_skips_the_measurements_left(tmp_path):
 ])
 def test_bad_input_exits_2_with_a_clear_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
+        gpucheck.main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 def test_cuda_device_without_a_gpu_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
-        cli.main(["--out", "x"])
+        gpucheck.main(["--out", "x"])
     assert exc.value.code == 2 and "no CUDA device" in capsys.readouterr().err
 
 
