@@ -4,7 +4,7 @@ Why: mirrors Appendix E of "How to Fine-Tune Vision Models with SGD" (BiT-ResNet
 vs AdamW, then fine-tuned with SGD / AdamW / SGD-freeze-embed, Tables 13-14) in a model where every
 quantity is exact, so the freeze-embed mechanism can be tested and its ingredients varied.
 
-Problem (one per seed, `make_problem`):
+DeepTask (one per seed, `make_deep_task`):
 - pretraining: x ~ N(0, s^2 I_d) (s = ``pre_input_scale``), targets M* x with M* = A B* (``pre_out``
   outputs, rank ``rank``, B* orthonormal rows); the net [E, W_1..W_L, V_pre] starts from Gaussian layers of std
   ``init_scale / sqrt(fan_in)`` and is trained with the pretraining rule (fixed lr, cosine schedule);
@@ -91,7 +91,7 @@ PRETRAINERS: dict[str, Pretrainer] = {
 
 
 @dataclass(frozen=True)
-class Method:
+class DeepMethod:
     """A fine-tuning recipe: optimizer, which layers train, head initialization, lr grid."""
 
     optimizer: str | None  # None: closed-form linear probe, no training
@@ -102,23 +102,23 @@ class Method:
     lrs: tuple[float, ...] = ()
 
 
-METHODS: dict[str, Method] = {
-    "sgd": Method("sgd", {"momentum": 0.9}, lrs=SGD_LRS),
-    "sgd_fe": Method("sgd", {"momentum": 0.9}, freeze_embed=True, lrs=SGD_LRS),
-    "sgd_fe_nomom": Method("sgd", {}, freeze_embed=True, lrs=SGD_LRS),
-    "sgd_embed_lr5": Method("sgd", {"momentum": 0.9}, embed_lr_mult=0.2, lrs=SGD_LRS),
-    "adamw": Method("adamw", {"weight_decay": 0.01}, lrs=ADAMW_LRS),
-    "adamw_fe": Method("adamw", {"weight_decay": 0.01}, freeze_embed=True, lrs=ADAMW_LRS),
-    "lars": Method("lars", {"momentum": 0.9}, lrs=LARS_LRS),  # the paper's Table 5 baselines
-    "lamb": Method("lamb", {"weight_decay": 0.01}, lrs=LAMB_LRS),
-    "lp": Method(None),  # ridge head, L2 strength selected on ID validation (RIDGES)
+DEEP_METHODS: dict[str, DeepMethod] = {
+    "sgd": DeepMethod("sgd", {"momentum": 0.9}, lrs=SGD_LRS),
+    "sgd_freeze_embed": DeepMethod("sgd", {"momentum": 0.9}, freeze_embed=True, lrs=SGD_LRS),
+    "sgd_freeze_embed_no_momentum": DeepMethod("sgd", {}, freeze_embed=True, lrs=SGD_LRS),
+    "sgd_embed_lr_div5": DeepMethod("sgd", {"momentum": 0.9}, embed_lr_mult=0.2, lrs=SGD_LRS),
+    "adamw": DeepMethod("adamw", {"weight_decay": 0.01}, lrs=ADAMW_LRS),
+    "adamw_freeze_embed": DeepMethod("adamw", {"weight_decay": 0.01}, freeze_embed=True, lrs=ADAMW_LRS),
+    "lars": DeepMethod("lars", {"momentum": 0.9}, lrs=LARS_LRS),  # the paper's Table 5 baselines
+    "lamb": DeepMethod("lamb", {"weight_decay": 0.01}, lrs=LAMB_LRS),
+    "lp": DeepMethod(None),  # ridge head, L2 strength selected on ID validation (RIDGES)
     # LP-FT: SGD from the LP head with the SGD grid divided by 10, as the paper's Appendix A.
-    "lpft": Method("sgd", {"momentum": 0.9}, lp_head=True, lrs=tuple(lr / 10 for lr in SGD_LRS)),
+    "lp_ft": DeepMethod("sgd", {"momentum": 0.9}, lp_head=True, lrs=tuple(lr / 10 for lr in SGD_LRS)),
 }
 
 
 @dataclass
-class Problem:
+class DeepTask:
     """One random instance: pretraining data and init, downstream task, fresh head."""
 
     pre_X: np.ndarray
@@ -134,7 +134,7 @@ class Problem:
     pre_target: np.ndarray  # M*
 
 
-def make_problem(cfg: DeepConfig, rng: np.random.Generator) -> Problem:
+def make_deep_task(cfg: DeepConfig, rng: np.random.Generator) -> DeepTask:
     """Draw one problem (see module docstring)."""
     if not cfg.rank < cfg.d or not cfg.id_dim < cfg.d:
         raise ValueError(f"need rank < d and id_dim < d, got {cfg}")
@@ -150,17 +150,17 @@ def make_problem(cfg: DeepConfig, rng: np.random.Generator) -> Problem:
     X = rng.standard_normal((cfg.n_train, cfg.id_dim)) @ S.T
     X_val = rng.standard_normal((cfg.n_val, cfg.id_dim)) @ S.T
     head = init_layers(cfg.d, cfg.embed_dim, list(cfg.widths), 1, cfg.head_scale, rng)[-1]
-    return Problem(pre_X, pre_X @ M_star.T, pre_init, w_star, S, X, X @ w_star.T, X_val, X_val @ w_star.T, head, M_star)
+    return DeepTask(pre_X, pre_X @ M_star.T, pre_init, w_star, S, X, X @ w_star.T, X_val, X_val @ w_star.T, head, M_star)
 
 
-def pretrain(cfg: DeepConfig, problem: Problem, pretrainer: str, rng: np.random.Generator) -> tuple[Layers, float]:
+def pretrain(cfg: DeepConfig, task: DeepTask, pretrainer: str, rng: np.random.Generator) -> tuple[Layers, float]:
     """Pretrain with `pretrainer`; returns the layers and the relative pretraining fit ||W - M*||_F^2 / ||M*||_F^2."""
     rule = PRETRAINERS[pretrainer]
-    res = train(problem.pre_init, problem.pre_X, problem.pre_Y, rule.optimizer, cfg.pretrain_lr(pretrainer),
+    res = train(task.pre_init, task.pre_X, task.pre_Y, rule.optimizer, cfg.pretrain_lr(pretrainer),
                 cfg.pre_epochs, cfg.pre_batch, rng, **rule.hparams)
     if res.diverged:
         raise RuntimeError(f"pretraining with {pretrainer} diverged at lr {cfg.pretrain_lr(pretrainer)}")
-    M = problem.pre_target
+    M = task.pre_target
     fit = mse_of_map(end_to_end(res.layers), M, np.eye(cfg.d)) / float(np.sum(M * M))
     return res.layers, fit
 
@@ -175,10 +175,10 @@ def ridge_probe_head(features: Layers, X: np.ndarray, Y: np.ndarray, ridge: floa
     return np.linalg.solve(A, Phi.T @ Y).T
 
 
-def linear_probe(features: Layers, problem: "Problem") -> np.ndarray:
+def linear_probe(features: Layers, task: DeepTask) -> np.ndarray:
     """LP as the papers: ridge head with the L2 strength selected on ID validation loss over RIDGES."""
-    heads = [ridge_probe_head(features, problem.X, problem.Y, r) for r in RIDGES]
-    vals = [_val_loss(end_to_end([*features, h]), problem.X_val, problem.Y_val) for h in heads]
+    heads = [ridge_probe_head(features, task.X, task.Y, r) for r in RIDGES]
+    vals = [_val_loss(end_to_end([*features, h]), task.X_val, task.Y_val) for h in heads]
     return heads[int(np.argmin(vals))]
 
 
@@ -201,39 +201,39 @@ def _val_loss(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> float:
     return float(np.mean(r * r))
 
 
-def finetune(cfg: DeepConfig, problem: Problem, pretrained: Layers, method: str, rng: np.random.Generator) -> Selected:
+def finetune(cfg: DeepConfig, task: DeepTask, pretrained: Layers, method: str, rng: np.random.Generator) -> Selected:
     """Run `method` over its lr grid from the pretrained layers and the problem's fresh head; select as the paper."""
-    m = METHODS[method]
+    m = DEEP_METHODS[method]
     features = pretrained[:-1]
-    head = problem.head
+    head = task.head
     if m.lp_head or m.optimizer is None:
-        head = linear_probe(features, problem)
+        head = linear_probe(features, task)
     start = [*features, head]
-    id_cov = problem.id_basis @ problem.id_basis.T
+    id_cov = task.id_basis @ task.id_basis.T
     eye = np.eye(cfg.d)
     if m.optimizer is None:
         W = end_to_end(start)
-        return Selected(None, 0, _val_loss(W, problem.X_val, problem.Y_val), mse_of_map(W, problem.w_star, id_cov),
-                        mse_of_map(W, problem.w_star, eye), 0.0, 0.0, 0)
+        return Selected(None, 0, _val_loss(W, task.X_val, task.Y_val), mse_of_map(W, task.w_star, id_cov),
+                        mse_of_map(W, task.w_star, eye), 0.0, 0.0, 0)
     frozen = [True] + [False] * (len(start) - 1) if m.freeze_embed else None
     lr_mults = [m.embed_lr_mult] + [1.0] * (len(start) - 1)
     best: Selected | None = None
     diverged = 0
     for lr in m.lrs:
-        res = train(start, problem.X, problem.Y, m.optimizer, lr, cfg.ft_epochs, cfg.ft_batch, rng, frozen=frozen,
+        res = train(start, task.X, task.Y, m.optimizer, lr, cfg.ft_epochs, cfg.ft_batch, rng, frozen=frozen,
                     lr_mults=lr_mults, **m.hparams)
         diverged += res.diverged
         if res.diverged:
             continue
-        vals = [_val_loss(W, problem.X_val, problem.Y_val) for W in res.maps]
+        vals = [_val_loss(W, task.X_val, task.Y_val) for W in res.maps]
         epoch = int(np.argmin(vals))
         if best is None or vals[epoch] < best.val_loss:
             W = res.maps[epoch]
             dE, norm0 = res.layers[0] - start[0], np.linalg.norm(start[0])
             move = float(np.linalg.norm(dE) / norm0)
             move_perp = float(np.linalg.norm(dE @ (eye - id_cov)) / norm0)
-            best = Selected(lr, epoch, vals[epoch], mse_of_map(W, problem.w_star, id_cov),
-                            mse_of_map(W, problem.w_star, eye), move, move_perp, 0)
+            best = Selected(lr, epoch, vals[epoch], mse_of_map(W, task.w_star, id_cov),
+                            mse_of_map(W, task.w_star, eye), move, move_perp, 0)
     if best is None:
         raise RuntimeError(f"{method}: every learning rate in {m.lrs} diverged")
     best.diverged_lrs = diverged
@@ -256,11 +256,11 @@ def run_seed(cfg: DeepConfig, seed: int, pretrainers: tuple[str, ...], methods: 
     out = []
     for pre in pretrainers:
         rng = np.random.default_rng([seed, 1])  # same problem for every pretrainer
-        problem = make_problem(cfg, rng)
-        layers, fit = pretrain(cfg, problem, pre, np.random.default_rng([seed, 2]))
-        gn = layer_grad_norms([*layers[:-1], problem.head], problem.X, problem.Y, cfg.grad_batch, np.random.default_rng([seed, 3]))
+        task = make_deep_task(cfg, rng)
+        layers, fit = pretrain(cfg, task, pre, np.random.default_rng([seed, 2]))
+        gn = layer_grad_norms([*layers[:-1], task.head], task.X, task.Y, cfg.grad_batch, np.random.default_rng([seed, 3]))
         kinds = ("raw", "per_param_norm", "per_sqrt_numel")
-        selected = {mth: finetune(cfg, problem, layers, mth, np.random.default_rng([seed, 4])) for mth in methods}
+        selected = {mth: finetune(cfg, task, layers, mth, np.random.default_rng([seed, 4])) for mth in methods}
         out.append(SeedResult(pre, fit, {k: getattr(gn, k).tolist() for k in kinds},
                               {k: gn.embed_outlier_ratio(k) for k in kinds}, selected))
     return out
@@ -270,7 +270,7 @@ def run_table(
     cfg: DeepConfig,
     seeds: list[int],
     pretrainers: tuple[str, ...] = tuple(PRETRAINERS),
-    methods: tuple[str, ...] = tuple(METHODS),
+    methods: tuple[str, ...] = tuple(DEEP_METHODS),
     progress: bool = False,
 ) -> dict[str, list[SeedResult]]:
     """The full pretrain x fine-tune x lr-grid x seed table: pretrainer -> per-seed results."""
@@ -278,8 +278,8 @@ def run_table(
         if name not in PRETRAINERS:
             raise KeyError(f"unknown pretrainer {name!r}; known: {sorted(PRETRAINERS)}")
     for name in methods:
-        if name not in METHODS:
-            raise KeyError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+        if name not in DEEP_METHODS:
+            raise KeyError(f"unknown method {name!r}; known: {sorted(DEEP_METHODS)}")
     table: dict[str, list[SeedResult]] = {p: [] for p in pretrainers}
     for seed in tqdm(seeds, desc="deep table", disable=not progress):
         for res in run_seed(cfg, seed, pretrainers, methods):
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="base seed; problem i uses seed base+i")
     parser.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
                         metavar="KEY=VALUE", help="override a DeepConfig field, e.g. --set widths=(64,64) --set d=16")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(DEEP_METHODS), choices=list(DEEP_METHODS))
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     args = parser.parse_args(argv)
     cfg = config_with(**dict(args.overrides))

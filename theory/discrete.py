@@ -70,7 +70,7 @@ def train(problem: Problem, method: str = "ft", optimizer: str = "gd", lr: float
     if optimizer == "sgd" and not (batch_size and 1 <= batch_size <= problem.n):
         raise ValueError(f"'sgd' needs 1 <= batch_size <= n = {problem.n}, got {batch_size}")
     rule, defaults = OPTIMIZERS[optimizer]
-    v = (lp_limit(problem) if method == "lpft" else problem.v0).copy()
+    v = (lp_limit(problem) if method == "lp_ft" else problem.v0).copy()
     B = problem.B0.copy()
     opt = make_optimizer(rule, [v, B], lr=lr, frozen=[False, method == "lp"], **{**defaults, **hparams})
     rng = np.random.default_rng(seed)

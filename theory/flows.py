@@ -23,7 +23,7 @@ from scipy.integrate import DOP853, Radau
 
 from theory.problem import Problem
 
-METHODS = ("lp", "ft", "lpft")
+METHODS = ("lp", "ft", "lp_ft")
 INTEGRATORS = ("reduced", "full")
 SOLVERS = ("auto", "DOP853", "Radau")
 #: default tolerances: rtol <= 1e-9 as required; atol is absolute on every state entry
@@ -122,7 +122,7 @@ def default_horizon(problem: Problem, method: str = "ft") -> float:
     ----------
     problem : Problem
     method : str
-        "lp", "ft" or "lpft".
+        "lp", "ft" or "lp_ft".
 
     Returns
     -------
@@ -148,7 +148,7 @@ def stiffness_index(problem: Problem, method: str = "ft") -> float:
     ----------
     problem : Problem
     method : str
-        "lp", "ft" or "lpft".
+        "lp", "ft" or "lp_ft".
 
     Returns
     -------
@@ -388,7 +388,7 @@ def simulate(problem: Problem, method: str, t_max: float | None = None, n_times:
     ----------
     problem : Problem
     method : str
-        "lp" (B = B0, head from v0), "ft" (both layers from (v0, B0)), "lpft" (both layers from
+        "lp" (B = B0, head from v0), "ft" (both layers from (v0, B0)), "lp_ft" (both layers from
         (lp_limit(problem), B0)).
     t_max : float, optional
         Horizon (default `default_horizon`, from the problem's spectrum).
@@ -427,7 +427,7 @@ def simulate(problem: Problem, method: str, t_max: float | None = None, n_times:
     if not (0 < rtol <= 1e-9) or not atol > 0:
         raise ValueError(f"need 0 < rtol <= 1e-9 and atol > 0, got rtol={rtol}, atol={atol}")
     if v_init is None:
-        v_init = lp_limit(problem) if method == "lpft" else problem.v0
+        v_init = lp_limit(problem) if method == "lp_ft" else problem.v0
     v_init = np.array(v_init, dtype=float)
     if v_init.shape != (problem.k,) or not np.all(np.isfinite(v_init)):
         raise ValueError(f"v_init must be a finite vector of length k={problem.k}")

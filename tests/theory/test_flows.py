@@ -29,7 +29,7 @@ def test_lp_limit_keeps_the_unreachable_head_component():
 
 
 @pytest.mark.parametrize("kw", PROBLEMS)
-@pytest.mark.parametrize("method", ["ft", "lpft"])
+@pytest.mark.parametrize("method", ["ft", "lp_ft"])
 def test_reduced_matches_full(kw, method):
     p = make_problem(**kw)
     red, full = simulate(p, method, n_times=40), simulate(p, method, n_times=40, integrator="full")
@@ -75,7 +75,7 @@ def test_gradients_match_finite_differences():
 
 def test_perfect_features_lpft_never_moves():
     p = make_problem(40, 3, 24, m=8, eps=0.0, seed=5)
-    tr = simulate(p, "lpft", n_times=30)
+    tr = simulate(p, "lp_ft", n_times=30)
     # exactly at rest in theory; numerically the zero-loss manifold is neutral, so solver error
     # (atol 1e-12 per step) may wander along it: tolerance 1e-8.
     assert tr.feature_change.max() < 1e-8
@@ -178,6 +178,6 @@ def test_default_horizon_covers_a_small_in_s_target():
 def test_lpft_at_rest_takes_the_implicit_solver():
     """k >= m: LP already fits S, LP-FT starts at rest (no early stop) with a large head: Radau."""
     p = make_problem(186, 4, 35, m=4, eps=0.43, ood="random", head_scale=0.12, w_norm=3.18, seed=211547)
-    tr = simulate(p, "lpft")
+    tr = simulate(p, "lp_ft")
     assert tr.solver == "Radau" and tr.stopped_at is None
     assert abs(tr.ood_loss[-1] - p.ood_loss(lp_limit(p), p.B0)) <= 1e-9 * tr.ood_loss[-1]
