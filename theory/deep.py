@@ -32,6 +32,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.linalg import null_space
 
+from common.grad_norms import GRAD_NORMALIZATIONS
 from theory.optim import make_optimizer
 
 Layers = list[np.ndarray]
@@ -244,16 +245,22 @@ def penultimate_feature_change_on_complement(layers0: Layers, layers: Layers, X:
 
 @dataclass
 class LayerGradNorms:
-    """SGD paper eq. 3.1: G_l = mean over minibatches of ||g_l(B)||_2, and its two normalizations."""
+    """SGD paper eq. 3.1 per layer, bottom to top: G_l = mean over minibatches of ||g_l(B)||_2, and G_l
+    divided by ||theta_l|| (relative movement of one SGD step) and by sqrt(#params_l) (an SGD step
+    relative to a first AdamW step). Fields are named as `common.grad_norms.GRAD_NORMALIZATIONS`'s."""
 
     names: list[str]
-    raw: np.ndarray
-    per_param_norm: np.ndarray  # G_l / ||theta_l|| (relative movement of one SGD step)
-    per_sqrt_numel: np.ndarray  # G_l / sqrt(#params) (SGD step relative to a first AdamW step)
+    grad_norm: np.ndarray
+    grad_over_param_norm: np.ndarray
+    grad_over_sqrt_numel: np.ndarray
 
-    def embed_outlier_ratio(self, kind: str = "raw") -> float:
+    def normalized(self, normalization: str = "raw") -> np.ndarray:
+        """The per-layer values of `normalization` (a key of `GRAD_NORMALIZATIONS`)."""
+        return getattr(self, GRAD_NORMALIZATIONS[normalization].field)
+
+    def embed_outlier_ratio(self, normalization: str = "raw") -> float:
         """G_embed / max over middle layers (head excluded, as the paper's Figures 3-5); inf-safe."""
-        values = getattr(self, kind)
+        values = self.normalized(normalization)
         middle = values[1:-1]
         if middle.size == 0:
             raise ValueError("the outlier ratio needs at least one middle layer (L >= 1)")

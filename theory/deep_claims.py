@@ -96,18 +96,18 @@ def check_c9(instances: int, seed: int) -> ClaimResult:
     rs = np.array([r.embed_ratio["raw"] for r in table["sgd"]])
     margins = ra - np.maximum(1.0, rs)
     violations = int(np.sum(margins <= 0))
-    na = np.array([r.embed_ratio["per_param_norm"] for r in table["adamw"]])
-    ns = np.array([r.embed_ratio["per_param_norm"] for r in table["sgd"]])
+    na = np.array([r.embed_ratio["param_norm"] for r in table["adamw"]])
+    ns = np.array([r.embed_ratio["param_norm"] for r in table["sgd"]])
     held_normalized = int(np.sum(na - np.maximum(1.0, ns) > 0))
     numbers = {
         "problems_held_raw": k - violations,
         "mean_margin_raw": float(margins.mean()),
         "sem_margin_raw": _sem(margins),
-        "problems_held_per_param_norm": held_normalized,
+        "problems_held_param_norm": held_normalized,
         "embed_ratio_raw_adamw_pre": float(ra.mean()),
         "embed_ratio_raw_sgd_pre": float(rs.mean()),
         **{f"embed_ratio_{kind}_{pre}_pre": float(np.mean([r.embed_ratio[kind] for r in table[pre]]))
-           for kind in ("per_param_norm", "per_sqrt_numel") for pre in ("adamw", "sgd")},
+           for kind in ("param_norm", "sqrt_numel") for pre in ("adamw", "sgd")},
     }
     return ClaimResult(
         "C9", "pass" if violations == 0 else "fail", numbers,

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from common.grad_norms import GRAD_NORMALIZATIONS
 from theory.deep import Layers, end_to_end, init_layers, layer_grad_norms, mse_of_map, train
 
 #: six-point grids as the paper's Appendix A, placed for this model's scale (selected lrs land inside).
@@ -246,7 +247,7 @@ class SeedResult:
 
     pretrainer: str
     pre_fit: float
-    grad_norms: dict[str, list[float]]  # raw / per_param_norm / per_sqrt_numel, layers bottom to top
+    grad_norms: dict[str, list[float]]  # per normalization (GRAD_NORMALIZATIONS), layers bottom to top
     embed_ratio: dict[str, float]  # G_embed / max middle G, per normalization
     selected: dict[str, Selected]
 
@@ -259,10 +260,9 @@ def run_seed(cfg: DeepConfig, seed: int, pretrainers: tuple[str, ...], methods: 
         task = make_deep_task(cfg, rng)
         layers, fit = pretrain(cfg, task, pre, np.random.default_rng([seed, 2]))
         gn = layer_grad_norms([*layers[:-1], task.head], task.X, task.Y, cfg.grad_batch, np.random.default_rng([seed, 3]))
-        kinds = ("raw", "per_param_norm", "per_sqrt_numel")
         selected = {mth: finetune(cfg, task, layers, mth, np.random.default_rng([seed, 4])) for mth in methods}
-        out.append(SeedResult(pre, fit, {k: getattr(gn, k).tolist() for k in kinds},
-                              {k: gn.embed_outlier_ratio(k) for k in kinds}, selected))
+        out.append(SeedResult(pre, fit, {k: gn.normalized(k).tolist() for k in GRAD_NORMALIZATIONS},
+                              {k: gn.embed_outlier_ratio(k) for k in GRAD_NORMALIZATIONS}, selected))
     return out
 
 
@@ -295,7 +295,7 @@ def summarize(table: dict[str, list[SeedResult]]) -> dict[str, Any]:
         methods = results[0].selected.keys()
         out[pre] = {
             "embed_ratio_raw": _ms([r.embed_ratio["raw"] for r in results]),
-            "embed_ratio_per_param_norm": _ms([r.embed_ratio["per_param_norm"] for r in results]),
+            "embed_ratio_param_norm": _ms([r.embed_ratio["param_norm"] for r in results]),
             "pre_fit": _ms([r.pre_fit for r in results]),
             # eq. 3.1 per layer (embed, mid1.., head), mean over seeds, for the Figures 2-8 style plot
             "grad_norms": {kind: np.mean([r.grad_norms[kind] for r in results], axis=0).tolist()
@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     for pre, s in summary.items():
         print(f"\npretrained with {pre}: relative pretraining fit {s['pre_fit']['mean']:.1e}; G_embed/max G_mid "
               f"raw {s['embed_ratio_raw']['mean']:.2f} +- {s['embed_ratio_raw']['std']:.2f}, "
-              f"per-param-norm {s['embed_ratio_per_param_norm']['mean']:.2f} +- {s['embed_ratio_per_param_norm']['std']:.2f}")
+              f"per-param-norm {s['embed_ratio_param_norm']['mean']:.2f} +- {s['embed_ratio_param_norm']['std']:.2f}")
         for kind, values in s["grad_norms"].items():
             print(f"  eq. 3.1 {kind:<15} " + "  ".join(f"{v:.3g}" for v in values) + "  (embed, mid.., head)")
         print(f"  {'method':<13} {'OOD loss (+- std)':>19} {'log(OOD/adamw) +- sem':>22} {'ID loss':>9} "

@@ -23,6 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from common.grad_norms import GRAD_NORMALIZATIONS
+
 if TYPE_CHECKING:
     from deepnet.models.registry import LayerMap
 
@@ -49,8 +51,8 @@ class GroupGradNorm:
         return self.grad_norm / math.sqrt(self.num_params)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "grad_over_param_norm": self.grad_over_param_norm,
-                "grad_over_sqrt_numel": self.grad_over_sqrt_numel}
+        """The record: every field and each normalization's field (`GRAD_NORMALIZATIONS`)."""
+        return {**asdict(self), **{n.field: getattr(self, n.field) for n in GRAD_NORMALIZATIONS.values()}}
 
 
 def group_kind(label: str) -> str:

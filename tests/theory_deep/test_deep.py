@@ -109,9 +109,9 @@ def test_grad_norm_normalizations():
     order = np.random.default_rng(0).permutation(4)
     batches = [order[:2], order[2:]]
     by_hand = np.mean([[np.linalg.norm(g) for g in loss_and_grads(layers, X[b], Y[b])[1]] for b in batches], axis=0)
-    np.testing.assert_allclose(gn.raw, by_hand, rtol=1e-14)
-    np.testing.assert_allclose(gn.per_param_norm, by_hand / [np.linalg.norm(M) for M in layers], rtol=1e-14)
-    np.testing.assert_allclose(gn.per_sqrt_numel, by_hand / np.sqrt([M.size for M in layers]), rtol=1e-14)
+    np.testing.assert_allclose(gn.grad_norm, by_hand, rtol=1e-14)
+    np.testing.assert_allclose(gn.grad_over_param_norm, by_hand / [np.linalg.norm(M) for M in layers], rtol=1e-14)
+    np.testing.assert_allclose(gn.grad_over_sqrt_numel, by_hand / np.sqrt([M.size for M in layers]), rtol=1e-14)
     assert gn.embed_outlier_ratio() == pytest.approx(by_hand[0] / max(by_hand[1], by_hand[2]))
     with pytest.raises(ValueError, match="middle layer"):
         layer_grad_norms(_net(0)[0], X, Y, 2, np.random.default_rng(0)).embed_outlier_ratio()
