@@ -57,11 +57,8 @@ from deepnet.metrics_log import MetricsLog, eval_scalars
 from common.io import atomic_path, move_aside, read_json, write_json
 from common.provenance import git_commit
 from deepnet.results import environment, split_fingerprint
+from deepnet.run_files import CHECKPOINT, CORRUPT_SUFFIX, PREVIOUS_SUFFIX, RESULT
 
-CHECKPOINT = "checkpoint.pt"
-PREVIOUS = ".prev"  # checkpoint.pt.prev: the checkpoint before the last one
-CORRUPT = ".corrupt"
-RESULT = "result.json"
 DIVERGENCE_FACTOR = 100.0
 # What torch.load raises for a truncated or garbled file.
 _UNREADABLE = (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile)
@@ -361,7 +358,7 @@ class _Run:
                 "first_loss": self.first_loss,
             }
             if self.checkpoint_path.exists():
-                move_aside(self.checkpoint_path, PREVIOUS)
+                move_aside(self.checkpoint_path, PREVIOUS_SUFFIX)
             with atomic_path(self.checkpoint_path) as tmp:
                 torch.save(state, tmp)
             self.log.sync()
@@ -369,7 +366,7 @@ class _Run:
 
     def _checkpoints(self) -> list[Path]:
         """The checkpoints on disk, newest first."""
-        paths = (self.checkpoint_path, self.checkpoint_path.with_name(CHECKPOINT + PREVIOUS))
+        paths = (self.checkpoint_path, self.checkpoint_path.with_name(CHECKPOINT + PREVIOUS_SUFFIX))
         return [p for p in paths if p.exists()]
 
     def _read_checkpoint(self) -> dict[str, Any] | None:
@@ -382,7 +379,7 @@ class _Run:
                     state = torch.load(path, map_location=self.device, weights_only=False)
                     break
                 except _UNREADABLE as err:
-                    aside = move_aside(path, CORRUPT)
+                    aside = move_aside(path, CORRUPT_SUFFIX)
                     rest = self._checkpoints()
                     warnings.warn(f"{path} is unreadable ({type(err).__name__}: {err}); moved to {aside.name}, "
                                   + (f"resuming from {rest[0].name}" if rest else "starting from scratch"),
@@ -578,7 +575,7 @@ class _Run:
             record["divergence"] = self.divergence
         if self.ctx.is_main:
             write_json(self.run_dir / RESULT, record)
-            self.checkpoint_path.with_name(CHECKPOINT + PREVIOUS).unlink(missing_ok=True)
+            self.checkpoint_path.with_name(CHECKPOINT + PREVIOUS_SUFFIX).unlink(missing_ok=True)
             if not self.keep_checkpoint:
                 self.checkpoint_path.unlink(missing_ok=True)
         distributed.barrier(self.ctx)
