@@ -52,7 +52,8 @@ def _instance(d: int, n: int, k: int, m: int, ood: str, dense: bool) -> dict:
 
 
 def _stiff(d: int, n: int, k: int) -> dict:
-    from theory.flows import simulate, stiffness_index
+    from theory.flow_scales import stiffness_index
+    from theory.flows import simulate
     from theory.problem import make_problem
 
     p = make_problem(d, k, n, eps=0.2, seed=0)
