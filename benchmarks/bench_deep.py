@@ -19,7 +19,8 @@ import time
 # numpy loads; an explicit setting in the environment wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from theory.deep_experiment import ADAMW_LRS, DEEP_METHODS, PRETRAINERS, SGD_LRS, DeepConfig, config_with, run_table
+from theory.deep_experiment import DeepConfig, config_with, run_table
+from theory.deep_methods import ADAMW_LRS, DEEP_METHODS, PRETRAINERS, SGD_LRS
 
 
 def _time_table(cfg: DeepConfig, seeds: int) -> float:

@@ -7,7 +7,6 @@ import pytest
 import theory.deep_claims  # noqa: F401  (registers C9-C12)
 from theory.deep import end_to_end, mse_of_map, train
 from theory.deep_experiment import (
-    DEEP_METHODS,
     config_with,
     finetune,
     make_deep_task,
@@ -15,6 +14,7 @@ from theory.deep_experiment import (
     run_table,
     summarize,
 )
+from theory.deep_methods import DEEP_METHODS
 from theory.verdict import CLAIM_CHECKS, VERDICTS
 
 SMALL = config_with(d=8, embed_dim=8, widths=[16, 16], pre_out=4, rank=2, id_dim=3, pre_n=64,
