@@ -19,7 +19,8 @@ import time
 # numpy loads; an explicit setting in the environment wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from theory.deep_experiment import ADAMW_LRS, METHODS, PRETRAINERS, SGD_LRS, DeepConfig, config_with, run_table
+from theory.deep_experiment import DeepConfig, config_with, run_table
+from theory.deep_methods import ADAMW_LRS, DEEP_METHODS, PRETRAINERS, SGD_LRS
 
 
 def _time_table(cfg: DeepConfig, seeds: int) -> float:
@@ -36,8 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     cfg = DeepConfig()
-    runs = sum(len(m.lrs) for m in METHODS.values() if m.optimizer is not None)
-    print(f"one table = {len(PRETRAINERS)} pretrainers x {len(METHODS)} methods per seed: {len(PRETRAINERS)} "
+    runs = sum(len(m.lrs) for m in DEEP_METHODS.values() if m.optimizer is not None)
+    print(f"one table = {len(PRETRAINERS)} pretrainers x {len(DEEP_METHODS)} methods per seed: {len(PRETRAINERS)} "
           f"pretraining runs + {len(PRETRAINERS) * runs} fine-tuning runs (lr grids of {len(SGD_LRS)} for SGD, "
           f"{len(ADAMW_LRS)} for AdamW)")
     base = _time_table(cfg, args.seeds)

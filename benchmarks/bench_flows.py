@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=5, help="feature dimension")
     ap.add_argument("--n", type=int, default=40, help="training points")
     ap.add_argument("--m", type=int, default=20, help="dimension of the training subspace S")
-    ap.add_argument("--method", default="ft", choices=["ft", "lpft"])
+    ap.add_argument("--method", default="ft", choices=["ft", "lp_ft"])
     ap.add_argument("--n-times", type=int, default=200, help="time-grid points recorded")
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats (best is reported)")
     ap.add_argument("--seed", type=int, default=0)

@@ -44,7 +44,7 @@ def _instance(d: int, n: int, k: int, m: int, ood: str, dense: bool) -> dict:
         p = Problem(p.X, p.Y, p.B_star, p.v_star, p.B0, p.v0, p.Sigma.dense())
         integrator = "full"
     made = time.perf_counter() - start
-    runs = {meth: simulate(p, meth, integrator=integrator) for meth in ("lp", "ft", "lpft")}
+    runs = {meth: simulate(p, meth, integrator=integrator) for meth in ("lp", "ft", "lp_ft")}
     bound, angle = ft_lower_bound(p), cos_max_angle(p.B0, p.S_basis)
     total = time.perf_counter() - start
     return dict(seconds=total, make_s=made, ood={meth: float(tr.ood_loss[-1]) for meth, tr in runs.items()},
@@ -52,7 +52,8 @@ def _instance(d: int, n: int, k: int, m: int, ood: str, dense: bool) -> dict:
 
 
 def _stiff(d: int, n: int, k: int) -> dict:
-    from theory.flows import simulate, stiffness_index
+    from theory.flow_scales import stiffness_index
+    from theory.flows import simulate
     from theory.problem import make_problem
 
     p = make_problem(d, k, n, eps=0.2, seed=0)

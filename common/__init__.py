@@ -1,4 +1,5 @@
-"""Dependency-free base shared by every package: the registry, the atomic file writers and provenance.
+"""Dependency-free base shared by every package: the registry, the atomic file writers, provenance
+and the gradient-norm vocabulary (``grad_norms``).
 
 Nothing here imports numpy, torch or any package of the project, so ``theory``, ``deepnet``,
 ``experiments`` and ``paper_figs`` can all depend on it without pulling in each other.

@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from common.io import write_text
-
-METRICS = "metrics.jsonl"
-TB_DIR = "tensorboard"
+from deepnet.run_files import METRICS, TENSORBOARD_DIR
 
 
 class TensorBoardUnavailable(ImportError):
@@ -71,7 +69,7 @@ class MetricsLog:
             except ImportError as err:
                 raise TensorBoardUnavailable(
                     "--tensorboard needs the tensorboard package: pip install tensorboard") from err
-            self._tb = SummaryWriter(str(Path(run_dir) / TB_DIR), purge_step=resume_step)
+            self._tb = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR), purge_step=resume_step)
         kept = _lines_up_to(self.path, resume_step) if resume_step is not None else []
         write_text(self.path, "".join(kept))
         self._file = open(self.path, "a", buffering=1)

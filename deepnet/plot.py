@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 from common.io import atomic_path
-from deepnet.metrics_log import METRICS, read_metrics
+from deepnet.metrics_log import read_metrics
+from deepnet.run_files import CONFIG, METRICS, RESULT
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -36,7 +37,7 @@ def run_label(run_dir: Path) -> str:
     else the directory name."""
     from deepnet.config import RunConfig
 
-    for name, pick in (("result.json", lambda d: d["config"]), ("config.json", lambda d: d)):
+    for name, pick in ((RESULT, lambda d: d["config"]), (CONFIG, lambda d: d)):
         if (run_dir / name).exists():
             return RunConfig.from_dict(pick(json.loads((run_dir / name).read_text()))).run_name()
     return run_dir.name

@@ -13,10 +13,8 @@ import torch
 from common.io import atomic_path, move_aside
 from deepnet import distributed
 from deepnet.distributed import DistContext
+from deepnet.run_files import CHECKPOINT, CORRUPT_SUFFIX, PREVIOUS_SUFFIX
 
-CHECKPOINT = "checkpoint.pt"
-PREVIOUS = ".prev"  # checkpoint.pt.prev: the checkpoint before the last one
-CORRUPT = ".corrupt"
 # What torch.load raises for a truncated or garbled file.
 _UNREADABLE = (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile)
 
@@ -27,13 +25,13 @@ class RunCheckpoints:
 
     def __init__(self, run_dir: Path, ctx: DistContext, device: torch.device) -> None:
         self.path = run_dir / CHECKPOINT
-        self.previous = self.path.with_name(CHECKPOINT + PREVIOUS)
+        self.previous = self.path.with_name(CHECKPOINT + PREVIOUS_SUFFIX)
         self.ctx, self.device = ctx, device
 
     def write(self, state: dict[str, Any]) -> None:
         """Save ``state`` atomically as the newest checkpoint, keeping the last one as the previous."""
         if self.path.exists():
-            move_aside(self.path, PREVIOUS)
+            move_aside(self.path, PREVIOUS_SUFFIX)
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
 
@@ -51,7 +49,7 @@ class RunCheckpoints:
                     state = torch.load(path, map_location=self.device, weights_only=False)
                     break
                 except _UNREADABLE as err:
-                    aside = move_aside(path, CORRUPT)
+                    aside = move_aside(path, CORRUPT_SUFFIX)
                     rest = self.on_disk()
                     warnings.warn(f"{path} is unreadable ({type(err).__name__}: {err}); moved to {aside.name}, "
                                   + (f"resuming from {rest[0].name}" if rest else "starting from scratch"),

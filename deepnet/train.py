@@ -54,13 +54,13 @@ from deepnet.metrics_log import MetricsLog, eval_scalars
 from deepnet.results import environment, split_fingerprint
 # CHECKPOINT, build_inputs, data_fingerprint, resolve_data_root, seed_everything and
 # float32_matmul_precision are imported from here by the sweep, the measurements and the GPU check
-from deepnet.run_checkpoint import CHECKPOINT, RunCheckpoints  # noqa: F401
+from deepnet.run_checkpoint import RunCheckpoints
+from deepnet.run_files import CHECKPOINT, RESULT  # noqa: F401
 from deepnet.run_inputs import RunInputs, build_inputs, data_fingerprint, resolve_data_root  # noqa: F401
 from deepnet.runtime import (epoch_seed, float32_matmul_precision, resolve_device, seed_everything,  # noqa: F401
                              seed_worker, wants_cuda)
 from deepnet.sweep.states import DIVERGED, OK
 
-RESULT = "result.json"
 DIVERGENCE_FACTOR = 100.0
 
 

@@ -3,18 +3,17 @@
 The paper's per-layer values exist only as images, so they are not digitizable; the only numbers
 its text gives are Fig. 5's caption (embedding vs other layers after dividing by sqrt(#params):
 about 2-3x for SGD-pretrained, over 10x for AdamW-pretrained ResNets), plotted as the paper panel.
-Our panels plot ``grad_norms*.jsonl`` records measured by ``deepnet.measure.grad_norms``
-(embedding = red squares, middle = black circles, head = green triangles, as in the paper).
+Our panels plot the ``gradnorms.jsonl`` rows written by ``python -m deepnet.measure gradnorms``
+(one row per layer group; markers `common.grad_norms.KIND_MARKERS`, as in the paper).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from common.grad_norms import GRAD_NORMALIZATIONS, KIND_MARKERS
 from experiments.paper.tables import load_table
 from paper_figs import style
 from paper_figs.ours import grad_norm_records
-
-NORMALIZATIONS = {"raw": "grad_norm", "param_norm": "grad_over_param_norm", "sqrt_numel": "grad_over_sqrt_numel"}
 
 
 def _paper_panel(ax) -> None:
@@ -32,7 +31,23 @@ def _paper_panel(ax) -> None:
 
 
 def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
-    key = NORMALIZATIONS[normalization]
+    """The paper panel, then one panel of G_l per (model, dataset) measured under `results`.
+
+    Parameters
+    ----------
+    out_dir : Path
+        Folder of ``grad_norms_<normalization>.png`` / ``.pdf``.
+    results : list of paths, optional
+        Files or folders searched for ``gradnorms.jsonl`` rows.
+    normalization : str
+        A key of `common.grad_norms.GRAD_NORMALIZATIONS`; normalized panels leave out the head.
+
+    Returns
+    -------
+    list of Path
+        The written PNG and PDF.
+    """
+    norm = GRAD_NORMALIZATIONS[normalization]
     records = grad_norm_records(results)
     ncols = min(4, 1 + len(records))
     nrows = -(-(1 + len(records)) // ncols)
@@ -42,11 +57,11 @@ def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
     for ax, rec in zip(flat[1:], records):
         groups = [g for g in rec["groups"] if normalization == "raw" or g["kind"] != "head"]
         for i, g in enumerate(groups):
-            marker, col = style.KIND_STYLE[g["kind"]]
-            ax.scatter(i, g[key], marker=marker, color=col, s=18)
+            marker, col = KIND_MARKERS[g["kind"]]
+            ax.scatter(i, g[norm.field], marker=marker, color=col, s=18)
         ax.set_yscale("log")
         ax.set_xlabel("layer (bottom -> top)")
-        ax.set_ylabel(key)
+        ax.set_ylabel(norm.label)
         ax.set_title(f"ours: {rec['model']}\non {rec['dataset']}", fontsize=8)
     for ax in flat[1 + len(records):]:
         ax.axis("off")

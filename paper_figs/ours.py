@@ -33,8 +33,8 @@ def claim_results(results: Iterable[str | Path] | None) -> list[tuple[dict[str, 
 
 def grad_norm_records(results: Iterable[str | Path] | None) -> list[dict]:
     """Layer gradient-norm measurements under `results` as {"model", "dataset", "groups": [...]}
-    (:func:`experiments.ledger.grad_norm_records`: files ``grad_norms*.jsonl`` or ``gradnorms*.jsonl``,
-    nested or one row per group)."""
+    (:func:`experiments.ledger.grad_norm_records`: the ``gradnorms.jsonl`` rows of
+    ``python -m deepnet.measure gradnorms``, one per layer group)."""
     return ledger.grad_norm_records(ledger.load_files(results or []))
 
 

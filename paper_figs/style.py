@@ -20,7 +20,6 @@ METHOD_COLORS = {
     "sgd_freeze_embed_no_momentum": "#ff9896", "adamw_freeze_embed": "#aec7e8", "lp": "#2ca02c",
     "lp_ft": "#9467bd", "scratch": "#bcbd22",
 }
-KIND_STYLE = {"embed": ("s", "red"), "middle": ("o", "black"), "head": ("^", "green")}  # SGD paper Fig. 2
 
 plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
 

@@ -21,9 +21,9 @@ def ood_over_time(out_dir: Path, results=None, eps: float = 0.05, seed: int = 0)
 
     p = make_problem(**PROBLEM, eps=eps, ood="out_S", ood_share=0.99, seed=seed)
     fig, ax = style.plt.subplots(figsize=(5, 3.2))
-    for method, key in (("lp", "lp"), ("ft", "sgd"), ("lpft", "lp_ft")):
+    for method in ("lp", "ft", "lp_ft"):
         tr = simulate(p, method, t_max=T_MAX, n_times=60)
-        ax.plot(tr.t, tr.ood_loss, label=style.label("ft" if method == "ft" else key), color=style.color(key))
+        ax.plot(tr.t, tr.ood_loss, label=style.label(method), color=style.color(method))
     ax.set_yscale("log")
     ax.set_xscale("symlog", linthresh=1e-2)
     ax.set_xlim(left=0.0)

@@ -222,12 +222,12 @@ def _c6_instance(i: int, seed: int) -> dict:
     eps = float(rng.uniform(0.02, 0.5))
     state = rng.bit_generator.state
     p = _draw(rng, eps=eps)
-    lp, ft, lpft = p.ood_loss(lp_limit(p), p.B0), simulate(p, "ft"), simulate(p, "lpft")
+    lp, ft, lpft = p.ood_loss(lp_limit(p), p.B0), simulate(p, "ft"), simulate(p, "lp_ft")
     rng.bit_generator.state = state
     q = _draw(rng, eps=0.0)                                   # same problem, perfect features
-    ft0, lpft0 = simulate(q, "ft"), simulate(q, "lpft")
-    return dict(lp=lp, ft=float(ft.ood_loss[-1]), lpft=float(lpft.ood_loss[-1]),
-                perfect_lpft_ood=float(lpft0.ood_loss.max()), perfect_lpft_move=float(lpft0.feature_change.max()),
+    ft0, lpft0 = simulate(q, "ft"), simulate(q, "lp_ft")
+    return dict(lp=lp, ft=float(ft.ood_loss[-1]), lp_ft=float(lpft.ood_loss[-1]),
+                perfect_lp_ft_ood=float(lpft0.ood_loss.max()), perfect_lp_ft_move=float(lpft0.feature_change.max()),
                 perfect_ft_min_ood=float(ft0.ood_loss.min()))
 
 
@@ -236,21 +236,21 @@ def check_c6(instances: int, seed: int, map_fn: MapFn | None = None) -> ClaimRes
     """LP-FT: OOD <= min(LP, FT) (beyond the paper), and with perfect features (Prop 3.7)
     L_ood = 0 for all t and no motion, while FT from a random head keeps L_ood > 0."""
     rows = _run(_c6_instance, instances, seed, map_fn)
-    lp, ft, lpft = _col(rows, "lp"), _col(rows, "ft"), _col(rows, "lpft")
+    lp, ft, lpft = _col(rows, "lp"), _col(rows, "ft"), _col(rows, "lp_ft")
     best = np.minimum(lp, ft)
     bad_sweep = int(np.sum(lpft > best * (1 + C6_REL) + C6_ABS))
-    z_ood, z_move, z_ft = _col(rows, "perfect_lpft_ood"), _col(rows, "perfect_lpft_move"), _col(rows, "perfect_ft_min_ood")
+    z_ood, z_move, z_ft = _col(rows, "perfect_lp_ft_ood"), _col(rows, "perfect_lp_ft_move"), _col(rows, "perfect_ft_min_ood")
     bad_proven = int(np.sum((z_ood > ZERO_OOD_TOL) | (z_move > STILL_TOL) | (z_ft <= ZERO_OOD_TOL)))
     bad = bad_sweep + bad_proven
     return ClaimResult(
         "C6", "fail" if bad else "pass", instances=instances, violations=bad,
         worst_margin=float(np.min(np.log(best / lpft))),
         numbers=dict(sweep_violations=bad_sweep, proven_violations=bad_proven,
-                     fraction_lpft_le_lp=float(np.mean(lpft <= lp * (1 + C6_REL) + C6_ABS)),
-                     fraction_lpft_le_ft=float(np.mean(lpft <= ft * (1 + C6_REL) + C6_ABS)),
-                     median_lpft_over_lp=float(np.median(lpft / lp)), max_lpft_over_lp=float(np.max(lpft / lp)),
-                     median_lpft_over_ft=float(np.median(lpft / ft)), max_lpft_over_ft=float(np.max(lpft / ft)),
-                     perfect_max_lpft_ood=float(z_ood.max()), perfect_max_lpft_motion=float(z_move.max()),
+                     fraction_lp_ft_le_lp=float(np.mean(lpft <= lp * (1 + C6_REL) + C6_ABS)),
+                     fraction_lp_ft_le_ft=float(np.mean(lpft <= ft * (1 + C6_REL) + C6_ABS)),
+                     median_lp_ft_over_lp=float(np.median(lpft / lp)), max_lp_ft_over_lp=float(np.max(lpft / lp)),
+                     median_lp_ft_over_ft=float(np.median(lpft / ft)), max_lp_ft_over_ft=float(np.max(lpft / ft)),
+                     perfect_max_lp_ft_ood=float(z_ood.max()), perfect_max_lp_ft_motion=float(z_move.max()),
                      perfect_min_ft_ood=float(z_ft.min())),
         detail=f"eps ~ U(0.02, 0.5), final OOD losses; worst margin = min log(min(LP, FT) / LP-FT); perfect "
                f"features: LP-FT OOD <= {ZERO_OOD_TOL:g} and motion <= {STILL_TOL:g} for all t, FT min_t OOD > "
@@ -261,13 +261,13 @@ def check_c6(instances: int, seed: int, map_fn: MapFn | None = None) -> ClaimRes
 def _c7_instance(i: int, seed: int) -> dict:
     rng = _rng(7, seed, i)
     p = _draw(rng, eps=float(np.exp(rng.uniform(np.log(0.01), np.log(0.5)))))
-    ft, lpft = simulate(p, "ft"), simulate(p, "lpft")
+    ft, lpft = simulate(p, "ft"), simulate(p, "lp_ft")
     return dict(eps=p.eps, ratio=float(lpft.feature_change[-1] / ft.feature_change[-1]))
 
 
 @register_claim("C7")
 def check_c7(instances: int, seed: int, map_fn: MapFn | None = None) -> ClaimResult:
-    """||B_lpft - B0||_F / ||B_ft - B0||_F at the end of training (eps log-uniform in [0.01, 0.5]).
+    """||B_lp_ft - B0||_F / ||B_ft - B0||_F at the end of training (eps log-uniform in [0.01, 0.5]).
 
     Violation: a ratio >= 1. Verdict pass needs also a median ratio <= 0.1 ("orders of magnitude")."""
     rows = _run(_c7_instance, instances, seed, map_fn)

@@ -1,5 +1,5 @@
 """Deep linear networks with a distinct embedding layer: exact gradients, gradient flow, discrete
-training with frozen layers and per-layer learning-rate multipliers, and the flow's invariants.
+training with frozen layers and per-layer learning-rate multipliers.
 
 Why: neither fine-tuning paper has a theory of freeze-embed. A deep linear net is the smallest model
 with an "embedding" below other trainable layers, so it is where the SGD paper's mechanism (large
@@ -15,13 +15,8 @@ three-layer v^T B E x of ``notes/theory-facts.md`` with B = W_1. Inputs are rows
 rows of Y (n x c). The loss is the mean squared error ``L = (1/n) sum_i ||f(x_i) - y_i||^2``; the
 two-layer core uses the sum (no 1/n), which only rescales time by n.
 
-Invariants (Arora et al. 2018 for the balancedness; proved here by dL/dW_l = A_l^T H_{l-1}):
-- the gradient of E is A_0^T X, whose rows lie in S = rowspace(X); any rule that moves E by linear
-  combinations of gradients (GD, SGD, momentum, not Adam) keeps E(t) x = E0 x for x in S_perp;
-- under gradient flow with equal lr multipliers, D_l = M_{l+1}^T M_{l+1} - M_l M_l^T is conserved for
-  every adjacent pair (M_0 = E, ..., M_{L+1} = V): W_1^T W_1 - E E^T, ..., V^T V - W_L W_L^T;
-- with E frozen (freeze-embed) only the pairs above E are conserved, and the first-layer features
-  W_1(t) E0 x = W_1(0) E0 x exactly for x in (E0^T E0 S)_perp (the rows of dL/dW_1 lie in E0 S).
+The flow's invariants and their drift: `theory.deep_invariants` (``python -m theory.deep`` prints
+them for random nets).
 """
 from __future__ import annotations
 
@@ -30,7 +25,6 @@ from typing import Any, Callable
 
 import numpy as np
 from scipy.integrate import solve_ivp
-from scipy.linalg import null_space
 
 from theory.optim import make_optimizer
 
@@ -56,7 +50,34 @@ def init_layers(
     scale: float | list[float],
     rng: np.random.Generator,
 ) -> Layers:
-    """Gaussian layers [E, W_1..W_L, V]; entry std = scale_l / sqrt(fan_in) (scale per layer or one)."""
+    """Gaussian layers [E, W_1..W_L, V] with entry std scale_l / sqrt(fan_in).
+
+    Parameters
+    ----------
+    d, embed_dim, out_dim : int
+        Input, embedding and output dimensions.
+    widths : list of int
+        Widths h_1..h_L of the middle layers (empty: the two-layer net V E).
+    scale : float or list of float
+        One scale, or one per layer (L + 2).
+    rng : numpy.random.Generator
+        Source of the entries.
+
+    Returns
+    -------
+    list of ndarray
+        E (embed_dim, d), W_l (h_l, h_{l-1}), V (out_dim, h_L).
+
+    Raises
+    ------
+    ValueError
+        A scale list of the wrong length, or a dimension < 1.
+
+    Examples
+    --------
+    >>> [M.shape for M in init_layers(5, 4, [3], 1, 1.0, np.random.default_rng(0))]
+    [(4, 5), (3, 4), (1, 3)]
+    """
     dims = [d, embed_dim, *widths, out_dim]
     scales = [scale] * (len(dims) - 1) if np.isscalar(scale) else list(scale)
     if len(scales) != len(dims) - 1:
@@ -74,7 +95,8 @@ def end_to_end(layers: Layers) -> np.ndarray:
     return out
 
 
-def _check_data(layers: Layers, X: np.ndarray, Y: np.ndarray) -> None:
+def check_data(layers: Layers, X: np.ndarray, Y: np.ndarray) -> None:
+    """Raise ValueError unless X (n, d) and Y (n, c) fit the net's input d and output c."""
     if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
         raise ValueError(f"X must be (n, d) and Y (n, c) with the same n, got {X.shape}, {Y.shape}")
     if X.shape[1] != layers[0].shape[1] or Y.shape[1] != layers[-1].shape[0]:
@@ -82,8 +104,34 @@ def _check_data(layers: Layers, X: np.ndarray, Y: np.ndarray) -> None:
 
 
 def loss_and_grads(layers: Layers, X: np.ndarray, Y: np.ndarray) -> tuple[float, Layers]:
-    """Mean squared error and its exact gradient for every layer (one forward and backward pass)."""
-    _check_data(layers, X, Y)
+    """Mean squared error and its exact gradient for every layer (one forward and backward pass).
+
+    Parameters
+    ----------
+    layers : list of ndarray
+        [E, W_1..W_L, V], bottom to top.
+    X, Y : ndarray
+        (n, d) inputs and (n, c) targets.
+
+    Returns
+    -------
+    loss : float
+        (1/n) sum_i ||f(x_i) - y_i||^2.
+    grads : list of ndarray
+        dL/dM_l, shaped as the layers.
+
+    Raises
+    ------
+    ValueError
+        X, Y and the net's shapes disagree.
+
+    Examples
+    --------
+    >>> loss, grads = loss_and_grads([np.eye(2), np.ones((1, 2))], np.eye(2), np.zeros((2, 1)))
+    >>> loss, grads[1].tolist()
+    (1.0, [[1.0, 1.0]])
+    """
+    check_data(layers, X, Y)
     acts = [X]  # H_{-1} = X, H_l = H_{l-1} M_l^T
     for M in layers:
         acts.append(acts[-1] @ M.T)
@@ -113,9 +161,40 @@ def gradient_flow(
     rtol: float = FLOW_RTOL,
     atol: float = FLOW_ATOL,
 ) -> list[Layers]:
-    """Integrate d M_l/dt = -mult_l dL/dM_l (frozen: mult 0) with solve_ivp (DOP853, rtol, atol).
+    """Integrate the gradient flow d M_l/dt = -mult_l dL/dM_l with solve_ivp (DOP853).
 
-    Returns the layers at each time in t_eval (increasing, starting at >= 0).
+    Parameters
+    ----------
+    layers : list of ndarray
+        The start, bottom to top.
+    X, Y : ndarray
+        (n, d) inputs and (n, c) targets.
+    t_eval : ndarray
+        Increasing times, starting at >= 0.
+    frozen : list of bool, optional
+        Layers that do not move (multiplier 0).
+    lr_mults : list of float, optional
+        Per-layer multipliers (default 1).
+    rtol, atol : float
+        solve_ivp tolerances.
+
+    Returns
+    -------
+    list of list of ndarray
+        The layers at each time of t_eval.
+
+    Raises
+    ------
+    RuntimeError
+        solve_ivp failed.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> layers, X, Y = init_layers(4, 3, [3], 1, 1.0, rng), rng.standard_normal((2, 4)), rng.standard_normal((2, 1))
+    >>> path = gradient_flow(layers, X, Y, np.array([0.0, 1.0]), frozen=[True, False, False])
+    >>> len(path), bool(np.array_equal(path[1][0], layers[0])), loss_and_grads(path[1], X, Y)[0] < loss_and_grads(layers, X, Y)[0]
+    (2, True, True)
     """
     mults = np.ones(len(layers)) if lr_mults is None else np.asarray(lr_mults, dtype=float)
     if frozen is not None:
@@ -168,12 +247,56 @@ def train(
     max_loss: float = 1e8,
     **hparams: Any,
 ) -> TrainResult:
-    """Minibatch training (reshuffled every epoch) of a copy of `layers` with `theory.optim` rule `optimizer`.
+    """Minibatch training (reshuffled every epoch) of a copy of `layers` with a `theory.optim` rule.
 
-    Records the end-to-end map after every epoch, for early stopping on validation loss. A run whose
-    training loss exceeds `max_loss` or becomes non-finite stops and is marked diverged.
+    Parameters
+    ----------
+    layers : list of ndarray
+        The start, bottom to top (not modified).
+    X, Y : ndarray
+        (n, d) inputs and (n, c) targets.
+    optimizer : str
+        A `theory.optim.make_optimizer` name ("sgd", "adamw", "lars", "lamb", ...).
+    lr : float
+        Base learning rate.
+    epochs, batch_size : int
+        Passes over the data and minibatch size, both >= 1.
+    rng : numpy.random.Generator
+        Minibatch order.
+    frozen, lr_mults : list, optional
+        Per-layer freezing and learning-rate multipliers.
+    schedule : callable or None
+        ``schedule(lr, step, total)`` per step (default `cosine_lr`; None: constant lr).
+    max_loss : float
+        A training loss above it, or a non-finite one, stops the run as diverged.
+    **hparams
+        Passed to the optimizer (momentum, weight_decay, ...).
+
+    Returns
+    -------
+    TrainResult
+        The end-to-end map after every epoch (for early stopping on validation loss) and the
+        final layers.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, epochs < 1 or batch_size < 1.
+
+    References
+    ----------
+    .. [1] A. Kumar, R. Shen, S. Bubeck, S. Gunasekar, "How to Fine-Tune Vision Models with SGD",
+       arXiv:2211.09359, Appendix A (cosine schedule, freeze-embed).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> layers, X, Y = init_layers(4, 3, [3], 1, 1.0, rng), rng.standard_normal((6, 4)), rng.standard_normal((6, 1))
+    >>> res = train(layers, X, Y, "sgd", 0.05, 3, 2, rng, frozen=[True, False, False], momentum=0.9)
+    >>> len(res.maps), res.diverged, bool(np.array_equal(res.layers[0], layers[0]))
+    (4, False, True)
     """
-    _check_data(layers, X, Y)
+    check_data(layers, X, Y)
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
     params = [M.copy() for M in layers]
@@ -198,112 +321,17 @@ def train(
     return TrainResult(maps, params, diverged=False)
 
 
-# ---------------------------------------------------------------- invariants
-
-
-def balancedness(layers: Layers) -> list[np.ndarray]:
-    """D_l = M_{l+1}^T M_{l+1} - M_l M_l^T for each adjacent pair (l = 0 is the E / W_1 pair)."""
-    return [upper.T @ upper - lower @ lower.T for lower, upper in zip(layers[:-1], layers[1:])]
-
-
-def balancedness_drift(layers0: Layers, layers: Layers) -> list[float]:
-    """max |D_l(t) - D_l(0)| per adjacent pair, relative to max(1, max|D_l(0)|)."""
-    return [
-        float(np.max(np.abs(dt - d0)) / max(1.0, float(np.max(np.abs(d0)))))
-        for d0, dt in zip(balancedness(layers0), balancedness(layers))
-    ]
-
-
-def complement_basis(X: np.ndarray) -> np.ndarray:
-    """Orthonormal basis (d x (d - rank X)) of S_perp, the complement of rowspace(X)."""
-    return null_space(X)
-
-
-def embed_drift_on_complement(E0: np.ndarray, E: np.ndarray, X: np.ndarray) -> float:
-    """max |(E - E0) x| over an orthonormal basis of S_perp = rowspace(X)_perp, relative to ||E0||_2."""
-    F = complement_basis(X)
-    return float(np.max(np.abs((E - E0) @ F), initial=0.0) / np.linalg.norm(E0, 2))
-
-
-def frozen_feature_drift(layers0: Layers, layers: Layers, X: np.ndarray) -> float:
-    """Freeze-embed invariant: max |(W_1 - W_1(0)) E0 x| over a basis of (E0^T E0 S)_perp, relative to ||W_1(0) E0||_2."""
-    E0, W10, W1 = layers0[0], layers0[1], layers[1]
-    F = complement_basis(X @ E0.T @ E0)  # rows of X E0^T E0 span E0^T E0 S
-    return float(np.max(np.abs((W1 - W10) @ E0 @ F), initial=0.0) / np.linalg.norm(W10 @ E0, 2))
-
-
-def penultimate_feature_change_on_complement(layers0: Layers, layers: Layers, X: np.ndarray) -> float:
-    """max |(Phi(t) - Phi(0)) x| over a basis of S_perp, Phi = W_L ... W_1 E (not invariant for L >= 1)."""
-    F = complement_basis(X)
-    phi0, phi = end_to_end(layers0[:-1]), end_to_end(layers[:-1])
-    return float(np.max(np.abs((phi - phi0) @ F), initial=0.0) / np.linalg.norm(phi0, 2))
-
-
-# ---------------------------------------------------------------- layer gradient norms (eq. 3.1)
-
-
-@dataclass
-class LayerGradNorms:
-    """SGD paper eq. 3.1: G_l = mean over minibatches of ||g_l(B)||_2, and its two normalizations."""
-
-    names: list[str]
-    raw: np.ndarray
-    per_param_norm: np.ndarray  # G_l / ||theta_l|| (relative movement of one SGD step)
-    per_sqrt_numel: np.ndarray  # G_l / sqrt(#params) (SGD step relative to a first AdamW step)
-
-    def embed_outlier_ratio(self, kind: str = "raw") -> float:
-        """G_embed / max over middle layers (head excluded, as the paper's Figures 3-5); inf-safe."""
-        values = getattr(self, kind)
-        middle = values[1:-1]
-        if middle.size == 0:
-            raise ValueError("the outlier ratio needs at least one middle layer (L >= 1)")
-        return float(values[0] / np.max(middle))
-
-
-def layer_grad_norms(layers: Layers, X: np.ndarray, Y: np.ndarray, batch_size: int, rng: np.random.Generator) -> LayerGradNorms:
-    """Eq. 3.1 over one shuffled pass of minibatches of (X, Y) at `layers` (no update is made)."""
-    _check_data(layers, X, Y)
-    order = rng.permutation(X.shape[0])
-    batches = [order[s : s + batch_size] for s in range(0, X.shape[0], batch_size)]
-    norms = np.array([[np.linalg.norm(g) for g in loss_and_grads(layers, X[b], Y[b])[1]] for b in batches])
-    raw = norms.mean(axis=0)
-    pnorm = np.array([np.linalg.norm(M) for M in layers])
-    numel = np.array([M.size for M in layers], dtype=float)
-    return LayerGradNorms(layer_names(layers), raw, raw / pnorm, raw / np.sqrt(numel))
-
-
-# ---------------------------------------------------------------- drift report
-
-
-def invariant_drifts(trajectory: list[Layers], X: np.ndarray, freeze_embed: bool) -> dict[str, float]:
-    """Largest drift over a trajectory (list of layer lists, first = start) of the invariants that hold.
-
-    Full FT: E on S_perp and every balancedness pair. Freeze-embed: the pairs above E and the
-    first-layer features on (E0^T E0 S)_perp. Also the (non-invariant) penultimate-feature change on S_perp.
-    """
-    start = trajectory[0]
-    pairs = np.max([balancedness_drift(start, layers) for layers in trajectory], axis=0)
-    out = {"penultimate_change_on_S_perp": max(penultimate_feature_change_on_complement(start, ls, X) for ls in trajectory)}
-    if freeze_embed:
-        if pairs.size > 1:  # L = 0 has no pair above the embedding
-            out["balancedness_above_embed"] = float(np.max(pairs[1:]))
-        out["balancedness_embed_pair(not_invariant)"] = float(pairs[0])
-        out["first_layer_features_on_(E0^T E0 S)_perp"] = max(frozen_feature_drift(start, ls, X) for ls in trajectory)
-    else:
-        out["balancedness_all_pairs"] = float(np.max(pairs))
-        out["embed_on_S_perp"] = max(embed_drift_on_complement(start[0], ls[0], X) for ls in trajectory)
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     """CLI: invariant drift of gradient flow and of discrete GD for depths 0..3, full FT and freeze-embed."""
     import argparse
+
+    from theory.deep_invariants import invariant_drifts
 
     parser = argparse.ArgumentParser(
         prog="python -m theory.deep",
         description="Print the largest drift of each exact invariant along gradient-flow trajectories "
         f"(solve_ivp DOP853, rtol {FLOW_RTOL:g}, atol {FLOW_ATOL:g}) and along full-batch GD with lr --lr, "
-        "for random deep linear nets (d=12, n=5 so S_perp has dimension 7). Drifts are relative (see theory.deep).",
+        "for random deep linear nets (d=12, n=5 so S_perp has dimension 7). Drifts are relative (see theory.deep_invariants).",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time", type=float, default=5.0, help="flow horizon (default 5)")

@@ -26,7 +26,7 @@ MAX_PROBLEMS = 8
 LOG_TOL = 0.05
 #: an effect counts as established when its mean exceeds the tolerance by Z_SEM standard errors.
 Z_SEM = 2.0
-_METHODS = ("sgd", "sgd_fe", "sgd_fe_nomom", "adamw", "adamw_fe")
+_METHODS = ("sgd", "sgd_freeze_embed", "sgd_freeze_embed_no_momentum", "adamw", "adamw_freeze_embed")
 
 
 @lru_cache(maxsize=4)
@@ -58,14 +58,14 @@ def _established(a: np.ndarray) -> tuple[bool, float]:
 
 
 def c10_margin(res: list[SeedResult]) -> float:
-    """C10's margin on AdamW-pretrained results: min(established SGD/AdamW gap, LOG_TOL - mean log(sgd_fe/adamw))."""
+    """C10's margin on AdamW-pretrained results: min(established SGD/AdamW gap, LOG_TOL - mean log(sgd_freeze_embed/adamw))."""
     return min(_established(_log_ratio(res, "sgd", "adamw"))[1],
-               LOG_TOL - float(_log_ratio(res, "sgd_fe", "adamw").mean()))
+               LOG_TOL - float(_log_ratio(res, "sgd_freeze_embed", "adamw").mean()))
 
 
 def c11_margin(res: list[SeedResult]) -> float:
-    """C11's margin on AdamW-pretrained results: LOG_TOL - mean log(OOD_adamw / OOD_adamw_fe)."""
-    return LOG_TOL - float(_log_ratio(res, "adamw", "adamw_fe").mean())
+    """C11's margin on AdamW-pretrained results: LOG_TOL - mean log(OOD_adamw / OOD_adamw_freeze_embed)."""
+    return LOG_TOL - float(_log_ratio(res, "adamw", "adamw_freeze_embed").mean())
 
 
 def c12_margin(table: dict[str, list[SeedResult]]) -> float:
@@ -96,18 +96,18 @@ def check_c9(instances: int, seed: int) -> ClaimResult:
     rs = np.array([r.embed_ratio["raw"] for r in table["sgd"]])
     margins = ra - np.maximum(1.0, rs)
     violations = int(np.sum(margins <= 0))
-    na = np.array([r.embed_ratio["per_param_norm"] for r in table["adamw"]])
-    ns = np.array([r.embed_ratio["per_param_norm"] for r in table["sgd"]])
+    na = np.array([r.embed_ratio["param_norm"] for r in table["adamw"]])
+    ns = np.array([r.embed_ratio["param_norm"] for r in table["sgd"]])
     held_normalized = int(np.sum(na - np.maximum(1.0, ns) > 0))
     numbers = {
         "problems_held_raw": k - violations,
         "mean_margin_raw": float(margins.mean()),
         "sem_margin_raw": _sem(margins),
-        "problems_held_per_param_norm": held_normalized,
+        "problems_held_param_norm": held_normalized,
         "embed_ratio_raw_adamw_pre": float(ra.mean()),
         "embed_ratio_raw_sgd_pre": float(rs.mean()),
         **{f"embed_ratio_{kind}_{pre}_pre": float(np.mean([r.embed_ratio[kind] for r in table[pre]]))
-           for kind in ("per_param_norm", "per_sqrt_numel") for pre in ("adamw", "sgd")},
+           for kind in ("param_norm", "sqrt_numel") for pre in ("adamw", "sgd")},
     }
     return ClaimResult(
         "C9", "pass" if violations == 0 else "fail", numbers,
@@ -123,21 +123,21 @@ def check_c10(instances: int, seed: int) -> ClaimResult:
     """On AdamW-pretrained nets, SGD is worse than AdamW OOD and SGD-freeze-embed matches AdamW.
 
     Two parts: (a) the gap r = log(OOD_sgd/OOD_adamw) is established (mean - Z_SEM sem > LOG_TOL);
-    (b) mean log(OOD_sgd_fe/OOD_adamw) <= LOG_TOL (freezing closes it). Fails if either part fails.
+    (b) mean log(OOD_sgd_freeze_embed/OOD_adamw) <= LOG_TOL (freezing closes it). Fails if either part fails.
     """
     k = _problems(instances)
     res = _table(k, seed)["adamw"]
     gap = _log_ratio(res, "sgd", "adamw")
-    closed = _log_ratio(res, "sgd_fe", "adamw")
-    nomom = _log_ratio(res, "sgd_fe_nomom", "adamw")
+    closed = _log_ratio(res, "sgd_freeze_embed", "adamw")
+    no_momentum = _log_ratio(res, "sgd_freeze_embed_no_momentum", "adamw")
     has_gap = _established(gap)[0]
     violations = int(np.sum(closed > LOG_TOL))
     numbers = {
         "mean_log_ood_sgd_over_adamw": float(gap.mean()),
         "sem_log_ood_sgd_over_adamw": _sem(gap),
-        "mean_log_ood_sgdfe_over_adamw": float(closed.mean()),
-        "sem_log_ood_sgdfe_over_adamw": _sem(closed),
-        "mean_log_ood_sgdfe_nomom_over_adamw": float(nomom.mean()),
+        "mean_log_ood_sgd_freeze_embed_over_adamw": float(closed.mean()),
+        "sem_log_ood_sgd_freeze_embed_over_adamw": _sem(closed),
+        "mean_log_ood_sgd_freeze_embed_no_momentum_over_adamw": float(no_momentum.mean()),
         "embed_move_sgd": float(np.mean([r.selected["sgd"].embed_move for r in res])),
         "embed_move_adamw": float(np.mean([r.selected["adamw"].embed_move for r in res])),
         "embed_move_perp_adamw": float(np.mean([r.selected["adamw"].embed_move_perp for r in res])),
@@ -146,10 +146,11 @@ def check_c10(instances: int, seed: int) -> ClaimResult:
     margin = c10_margin(res)
     detail = (
         f"AdamW-pretrained: OOD sgd {numbers['ood_sgd']:.3f}, adamw {numbers['ood_adamw']:.3f}, "
-        f"sgd_fe {numbers['ood_sgd_fe']:.3f}, sgd_fe_nomom {numbers['ood_sgd_fe_nomom']:.3f}; "
+        f"sgd_freeze_embed {numbers['ood_sgd_freeze_embed']:.3f}, "
+        f"sgd_freeze_embed_no_momentum {numbers['ood_sgd_freeze_embed_no_momentum']:.3f}; "
         f"gap log(sgd/adamw) {gap.mean():+.3f} +- {_sem(gap):.3f} sem "
         f"({'established' if has_gap else f'NOT established: mean - {Z_SEM:g} sem <= {LOG_TOL}'}); "
-        f"log(sgd_fe/adamw) {closed.mean():+.3f} +- {_sem(closed):.3f}; embedding moved "
+        f"log(sgd_freeze_embed/adamw) {closed.mean():+.3f} +- {_sem(closed):.3f}; embedding moved "
         f"{numbers['embed_move_sgd']:.2f} (SGD) vs {numbers['embed_move_adamw']:.2f} (AdamW, "
         f"{numbers['embed_move_perp_adamw']:.2f} of it on S_perp, where SGD cannot move it); {_scope(k)}"
     )
@@ -161,17 +162,17 @@ def check_c10(instances: int, seed: int) -> ClaimResult:
 def check_c11(instances: int, seed: int) -> ClaimResult:
     """On AdamW-pretrained nets, freezing the embedding gains AdamW nothing OOD.
 
-    Holds if mean log(OOD_adamw / OOD_adamw_fe) <= LOG_TOL (freezing improves AdamW by at most ~5%).
+    Holds if mean log(OOD_adamw / OOD_adamw_freeze_embed) <= LOG_TOL (freezing improves AdamW by at most ~5%).
     """
     k = _problems(instances)
     res = _table(k, seed)["adamw"]
-    gain = _log_ratio(res, "adamw", "adamw_fe")
-    sgd_gain = _log_ratio(res, "sgd", "sgd_fe")
+    gain = _log_ratio(res, "adamw", "adamw_freeze_embed")
+    sgd_gain = _log_ratio(res, "sgd", "sgd_freeze_embed")
     means = _ood_means(res)
-    numbers = {"mean_log_gain_adamw_from_fe": float(gain.mean()), "sem_log_gain_adamw_from_fe": _sem(gain),
-               "mean_log_gain_sgd_from_fe": float(sgd_gain.mean()),
-               "ood_adamw": means["adamw"], "ood_adamw_fe": means["adamw_fe"]}
-    detail = (f"AdamW-pretrained: OOD adamw {means['adamw']:.3f} vs adamw_fe {means['adamw_fe']:.3f} "
+    numbers = {"mean_log_gain_adamw_from_freeze_embed": float(gain.mean()), "sem_log_gain_adamw_from_freeze_embed": _sem(gain),
+               "mean_log_gain_sgd_from_freeze_embed": float(sgd_gain.mean()),
+               "ood_adamw": means["adamw"], "ood_adamw_freeze_embed": means["adamw_freeze_embed"]}
+    detail = (f"AdamW-pretrained: OOD adamw {means['adamw']:.3f} vs adamw_freeze_embed {means['adamw_freeze_embed']:.3f} "
               f"(log gain from freezing {gain.mean():+.3f} +- {_sem(gain):.3f} sem; SGD's {sgd_gain.mean():+.3f}); "
               f"{_scope(k)}")
     margin = c11_margin(res)
@@ -201,7 +202,7 @@ def check_c12(instances: int, seed: int) -> ClaimResult:
         "mismatch_effect": float(diff.mean()),
         "sem_mismatch_effect": _sem(diff),
         **{f"ood_{pre}_pre_{m}": v for pre in ("sgd", "adamw") for m, v in _ood_means(table[pre]).items()
-           if m in ("sgd", "adamw", "sgd_fe")},
+           if m in ("sgd", "adamw", "sgd_freeze_embed")},
     }
     detail = (f"log(OOD sgd/adamw): after AdamW pretraining {g['adamw'].mean():+.3f} +- {_sem(g['adamw']):.3f} "
               f"({'established' if gap_ok else 'not established'}), after SGD pretraining {g['sgd'].mean():+.3f} "

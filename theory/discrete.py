@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from theory.flows import METHODS, ft_gradients, lp_limit
+from theory.flows import FLOW_METHODS, ft_gradients
+from theory.lp_flow import lp_limit
 from theory.optim import make_optimizer
 from theory.problem import Problem
 
@@ -61,8 +62,8 @@ def train(problem: Problem, method: str = "ft", optimizer: str = "gd", lr: float
     hparams go to `theory.optim.make_optimizer` (e.g. weight_decay, momentum, betas) and override
     the defaults in OPTIMIZERS. batch_size is used (and required) only by "sgd".
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in FLOW_METHODS:
+        raise ValueError(f"method must be one of {FLOW_METHODS}, got {method!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {optimizer!r}")
     if not (lr > 0 and np.isfinite(lr)) or steps < 1 or record_every < 1:
@@ -70,7 +71,7 @@ def train(problem: Problem, method: str = "ft", optimizer: str = "gd", lr: float
     if optimizer == "sgd" and not (batch_size and 1 <= batch_size <= problem.n):
         raise ValueError(f"'sgd' needs 1 <= batch_size <= n = {problem.n}, got {batch_size}")
     rule, defaults = OPTIMIZERS[optimizer]
-    v = (lp_limit(problem) if method == "lpft" else problem.v0).copy()
+    v = (lp_limit(problem) if method == "lp_ft" else problem.v0).copy()
     B = problem.B0.copy()
     opt = make_optimizer(rule, [v, B], lr=lr, frozen=[False, method == "lp"], **{**defaults, **hparams})
     rng = np.random.default_rng(seed)

@@ -3,7 +3,7 @@
 Loss L(v, B) = ||X B^T v - Y||^2 (no 1/n). With r = X B^T v - Y the flows are
     FT:    dv/dt = -2 B X^T r,   dB/dt = -2 v (X^T r)^T,   from (v0, B0);
     LP:    B = B0 fixed,         dv/dt = -2 B0 X^T r;
-    LP-FT: FT started from (v_lp(inf), B0), v_lp(inf) in closed form (`lp_limit`).
+    LP-FT: FT started from (v_lp(inf), B0), v_lp(inf) in closed form (`theory.lp_flow.lp_limit`).
 
 Two integrators solve the same ODE with scipy's DOP853 (explicit) or Radau (implicit) steppers:
   * "full": the plain state (v, B) in R^k x R^{k x d}, using X itself (the reference);
@@ -11,7 +11,8 @@ Two integrators solve the same ODE with scipy's DOP853 (explicit) or Radau (impl
     basis of S, and the flow needs X only through the in-S Gram matrix Q^T X^T X Q (diagonal in
     its eigenbasis) and Q^T X^T Y. The state (v, C) has k + k m entries: each right-hand side
     costs O(k m), independent of n and d; Radau gets the analytic Jacobian, sparse (arrow-shaped).
-Both record the same `Trajectory` on a time grid whose values are solver step endpoints.
+Both record the same `Trajectory` on a time grid whose values are solver step endpoints. The
+horizon, time grid, stiffness and solver choice come from `theory.flow_scales`.
 """
 from __future__ import annotations
 
@@ -21,21 +22,17 @@ import numpy as np
 from scipy import sparse
 from scipy.integrate import DOP853, Radau
 
+from theory.flow_scales import STOP_FACTOR, choose_solver, default_horizon, time_grid
+from theory.lp_flow import lp_limit
 from theory.problem import Problem
 
-METHODS = ("lp", "ft", "lpft")
+FLOW_METHODS = ("lp", "ft", "lp_ft")
 INTEGRATORS = ("reduced", "full")
 SOLVERS = ("auto", "DOP853", "Radau")
 #: default tolerances: rtol <= 1e-9 as required; atol is absolute on every state entry
 #: (v and B entries are O(1) in the generated problems).
 RTOL = 1e-10
 ATOL = 1e-12
-#: converged flows stop once L <= STOP_FACTOR max(L(0), ||Y||^2) (see `simulate`).
-STOP_FACTOR = 1e-18
-#: solver="auto" takes the implicit Radau above this `stiffness_index` (explicit DOP853 below):
-#: measured crossover on the reduced FT flow (d = 60, k = 3, n = m = 12: DOP853 faster at index
-#: 9.6e5, Radau at 2.8e6); the claims' random problems stay below 1e5.
-STIFF_INDEX = 1e6
 #: grid values are step endpoints, so their error is the solver's global error: relative to the
 #: state's scale it stays below GRID_RTOL at the default rtol / atol (checked against the
 #: closed-form LP flow, tests/theory/test_flows.py).
@@ -43,157 +40,60 @@ GRID_RTOL = 1e-8
 
 
 def ft_gradients(X: np.ndarray, Y: np.ndarray, v: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(dL/dv, dL/dB) of L = ||X B^T v - Y||^2: (2 B X^T r, 2 v (X^T r)^T)."""
+    """(dL/dv, dL/dB) = (2 B X^T r, 2 v (X^T r)^T) of L = ||X B^T v - Y||^2, r = X B^T v - Y.
+
+    Parameters
+    ----------
+    X, Y : ndarray
+        (n, d) inputs and (n,) labels.
+    v, B : ndarray
+        (k,) head and (k, d) features.
+
+    Returns
+    -------
+    tuple of ndarray
+        The (k,) and (k, d) gradients.
+
+    Examples
+    --------
+    >>> gv, gB = ft_gradients(np.eye(2), np.zeros(2), np.array([1.0]), np.array([[1.0, 0.0]]))
+    >>> gv.tolist(), gB.tolist()
+    ([2.0], [[2.0, 0.0]])
+    """
     g = X.T @ (X @ (B.T @ v) - Y)
     return 2.0 * B @ g, 2.0 * np.outer(v, g)
 
 
-def _lp_operator(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """(F^T F, F^T Y) for F = X B0^T (n x k), from the in-S coordinates: F = coords (B0 S)^T."""
-    F = problem.coords @ (problem.B0 @ problem.S_basis).T
-    return F.T @ F, F.T @ problem.Y
-
-
-def lp_limit(problem: Problem, v0: np.ndarray | None = None) -> np.ndarray:
-    """v_lp(inf): limit of the LP flow from v0 (default problem.v0), in closed form.
-
-    Parameters
-    ----------
-    problem : Problem
-    v0 : ndarray, optional
-        Head init (k,).
-
-    Returns
-    -------
-    ndarray
-        The flow moves v only inside range(F^T), F = X B0^T (n x k), and converges there to the
-        min-norm least-squares solution F^+ Y; the component of v0 in null(F) never moves:
-        v_lp(inf) = F^+ Y + (I - F^+ F) v0.
-
-    References
-    ----------
-    Kumar et al., arXiv:2202.10054, Sec. 3 (LP as the first stage of LP-FT).
-    """
-    v0 = problem.v0 if v0 is None else np.asarray(v0, dtype=float)
-    F = problem.coords @ (problem.B0 @ problem.S_basis).T
-    F_pinv = np.linalg.pinv(F, rcond=1e-12)
-    return F_pinv @ problem.Y + v0 - F_pinv @ (F @ v0)
-
-
-def lp_closed_form(problem: Problem, t: np.ndarray, v0: np.ndarray | None = None) -> np.ndarray:
-    """The LP flow's head at times t in closed form: v(t) = v_inf + U exp(-2 Lambda t) U^T (v0 - v_inf).
-
-    Parameters
-    ----------
-    problem : Problem
-    t : ndarray
-        Times (T,).
-    v0 : ndarray, optional
-        Head init (default problem.v0).
-
-    Returns
-    -------
-    ndarray
-        (T, k) heads. F^T F = U Lambda U^T (F = X B0^T); LP is dv/dt = -2 (F^T F v - F^T Y), so the
-        error v - v_inf decays along each eigenvector at rate 2 lambda (not at all on null(F)).
-    """
-    v0 = problem.v0 if v0 is None else np.asarray(v0, dtype=float)
-    lam, U = np.linalg.eigh(_lp_operator(problem)[0])
-    v_inf = lp_limit(problem, v0)
-    coef = U.T @ (v0 - v_inf)
-    return v_inf + (np.exp(-2.0 * np.outer(np.asarray(t, dtype=float), lam)) * coef) @ U.T
-
-
-def head_norm_floor(problem: Problem) -> float:
-    """A lower bound on ||v||^2 at any zero-training-loss point the FT flow from B0 can reach.
-
-    At such a point B^T v agrees with w* on S, so ||P_S w*|| <= ||B||_2 ||v||; balancedness
-    (Lemma A.4) gives B B^T = v v^T - v0 v0^T + B0 B0^T, hence ||B||_2^2 <= 1 + ||v||^2 (B0 has
-    orthonormal rows) and ||v||^2 >= (sqrt(1 + 4 ||P_S w*||^2) - 1) / 2.
-    """
-    w_s2 = float(np.sum((problem.S_basis.T @ problem.w_star) ** 2))
-    return (np.sqrt(1.0 + 4.0 * w_s2) - 1.0) / 2.0
-
-
-def default_horizon(problem: Problem, method: str = "ft") -> float:
-    """A time by which the flow of `method` has converged, from the problem's spectrum.
-
-    Parameters
-    ----------
-    problem : Problem
-    method : str
-        "lp", "ft" or "lpft".
-
-    Returns
-    -------
-    float
-        FT / LP-FT: ln(1 / STOP_FACTOR) / (lambda_min(G) h), G = coords^T coords the in-S Gram
-        matrix and h = `head_norm_floor`: near a zero-loss point the slowest linearised rate of
-        the loss is 4 ||v||^2 lambda_min(G) >= 4 h lambda_min(G), so this is 4x the time to shrink
-        the loss by STOP_FACTOR (generous: converged flows stop early, `simulate`'s stop_factor).
-        LP: 40 / mu, mu the smallest nonzero eigenvalue of F^T F, F = X B0^T (LP's slowest rate
-        is 2 mu; LP's loss does not go to 0). Trajectories report their train loss so callers
-        can check convergence.
-    """
-    if method == "lp":
-        lam = np.linalg.eigvalsh(_lp_operator(problem)[0])
-        return 40.0 / lam[lam > 1e-10 * lam[-1]][0]
-    return float(np.log(1.0 / STOP_FACTOR) / (problem.gram_eigenvalues.min() * head_norm_floor(problem)))
-
-
-def stiffness_index(problem: Problem, method: str = "ft") -> float:
-    """Horizon over the fastest linearised time scale: ~ the steps an explicit solver needs to cross it.
-
-    Parameters
-    ----------
-    problem : Problem
-    method : str
-        "lp", "ft" or "lpft".
-
-    Returns
-    -------
-    float
-        `default_horizon` x the fastest rate. LP: 2 lambda_max(F^T F), F = X B0^T. FT / LP-FT:
-        2 lambda_max(G) (1 + s), G the in-S Gram matrix and s = max(||v0||^2, ||v_lp(inf)||^2, h)
-        (h = `head_norm_floor`): the linearised FT rates are 2 lambda(G) (||v||^2 + sigma^2(B S)) and
-        ||B S||_2^2 <= 1 + ||v||^2. Large for ill-conditioned in-S data (m = n), large heads, and
-        flows that start at rest (LP-FT when LP already fits S: early stopping never triggers).
-        An estimate for choosing a solver; accuracy never depends on it.
-    """
-    if method == "lp":
-        return float(default_horizon(problem, "lp") * 2.0 * np.linalg.eigvalsh(_lp_operator(problem)[0])[-1])
-    v_lp = lp_limit(problem)
-    s = max(float(problem.v0 @ problem.v0), float(v_lp @ v_lp), head_norm_floor(problem))
-    return float(default_horizon(problem, method) * 2.0 * problem.gram_eigenvalues.max() * (1.0 + s))
-
-
-def choose_solver(problem: Problem, method: str = "ft") -> str:
-    """"Radau" (implicit, analytic sparse Jacobian) when `stiffness_index` > STIFF_INDEX, else "DOP853"."""
-    return "Radau" if stiffness_index(problem, method) > STIFF_INDEX else "DOP853"
-
-
-def time_grid(t_max: float, n_times: int) -> np.ndarray:
-    """0 followed by a geometric grid on [1e-6 t_max, t_max]: resolves early transients and the tail."""
-    if n_times < 2:
-        raise ValueError(f"n_times must be >= 2, got {n_times}")
-    if not (t_max > 0 and np.isfinite(t_max)):
-        raise ValueError(f"t_max must be finite and > 0, got {t_max}")
-    if n_times == 2:
-        return np.array([0.0, t_max])
-    return np.concatenate([[0.0], np.geomspace(1e-6 * t_max, t_max, n_times - 1)])
-
-
 @dataclass(frozen=True, eq=False)
 class Trajectory:
-    """A flow sampled at times t (T,). B(t_i) = B0 + delta[i] @ basis.T (basis None: identity).
+    """A flow sampled at times t (T,), as `simulate` returns it; e = B^T v - w* is the error.
 
-    Recorded per time: train_loss, id_loss (||P_S e||^2), ood_loss (e^T Sigma e), feature_change
-    (||B - B0||_F), balance_drift (||(v v^T - B B^T)(t) - (v v^T - B B^T)(0)||_F) and perp_drift
-    (||(B(t) - B0) P_{S_perp}||_2 = max over unit x in S_perp of ||B(t) x - B0 x||). The reduced
-    integrator keeps B - B0 inside S by construction, so its perp_drift is None: invariant 1 is
-    tested with the full integrator. solver: the stepper used ("DOP853" or "Radau"). stopped_at:
-    the time the converged flow was stopped (grid points after it repeat that state), None if it
-    ran to t_max.
+    Attributes
+    ----------
+    method, integrator, solver : str
+        As passed to `simulate`; solver is the stepper used ("DOP853" or "Radau").
+    t : ndarray
+        (T,) times.
+    v : ndarray
+        (T, k) heads.
+    delta, basis : ndarray
+        B(t_i) = B0 + delta[i] @ basis.T (`features`): the reduced integrator stores delta as
+        (T, k, m) coordinates in the basis (d, m) of S, the full one as (T, k, d) with basis None.
+    B0 : ndarray
+        (k, d) pretrained features.
+    train_loss, id_loss, ood_loss, feature_change : ndarray
+        (T,) ||X B^T v - Y||^2, ||P_S e||^2, e^T Sigma e and ||B - B0||_F.
+    balance_drift : ndarray
+        (T,) ||(v v^T - B B^T)(t) - (v v^T - B B^T)(0)||_F (0 for FT up to solver error).
+    perp_drift : ndarray or None
+        (T,) ||(B(t) - B0) P_{S_perp}||_2 = max over unit x in S_perp of ||B(t) x - B0 x||. None for
+        the reduced integrator, which keeps B - B0 inside S by construction (the invariant is
+        tested with the full one).
+    n_rhs : int
+        Right-hand side evaluations.
+    stopped_at : float or None
+        The time the converged flow was stopped (grid points after it repeat that state), None if
+        it ran to t_max.
     """
 
     method: str
@@ -214,12 +114,13 @@ class Trajectory:
     stopped_at: float | None = None
 
     def features(self, i: int = -1) -> np.ndarray:
-        """B(t_i) (k x d)."""
+        """B(t_i) (k x d), by default at the last time."""
         d = self.delta[i]
         return self.B0 + (d if self.basis is None else d @ self.basis.T)
 
     @property
     def v_final(self) -> np.ndarray:
+        """The head at the last time (k,)."""
         return self.v[-1]
 
 
@@ -387,11 +288,12 @@ def simulate(problem: Problem, method: str, t_max: float | None = None, n_times:
     Parameters
     ----------
     problem : Problem
+        The two-layer problem (`theory.problem.make_problem`).
     method : str
-        "lp" (B = B0, head from v0), "ft" (both layers from (v0, B0)), "lpft" (both layers from
-        (lp_limit(problem), B0)).
+        One of FLOW_METHODS: "lp" (B = B0, head from v0), "ft" (both layers from (v0, B0)), "lp_ft"
+        (both layers from (lp_limit(problem), B0)).
     t_max : float, optional
-        Horizon (default `default_horizon`, from the problem's spectrum).
+        Horizon (default `theory.flow_scales.default_horizon`, from the problem's spectrum).
     n_times : int
         Grid size; every grid time is a solver step endpoint (accuracy: GRID_RTOL).
     integrator : str
@@ -399,7 +301,7 @@ def simulate(problem: Problem, method: str, t_max: float | None = None, n_times:
     rtol, atol : float
         Solver tolerances; rtol must be <= 1e-9.
     solver : str
-        "auto" (reduced: `choose_solver` from the stiffness of the in-S Gram matrix; full:
+        "auto" (reduced: `theory.flow_scales.choose_solver` from the stiffness of the in-S Gram matrix; full:
         DOP853), "DOP853" or "Radau" (the reduced integrator gives Radau an analytic sparse
         Jacobian; the full one a finite-difference Jacobian, slow beyond small d).
     v_init : ndarray, optional
@@ -414,12 +316,38 @@ def simulate(problem: Problem, method: str, t_max: float | None = None, n_times:
     Trajectory
         With the solver actually used in ``solver``.
 
+    Raises
+    ------
+    ValueError
+        An unknown method, integrator or solver, rtol outside (0, 1e-9], atol <= 0, a v_init that
+        is not a finite vector of length k, or a bad grid (`time_grid`).
+    RuntimeError
+        The solver failed.
+
     References
     ----------
-    Kumar et al., arXiv:2202.10054, Sec. 3 (the LP, FT and LP-FT flows).
+    .. [1] A. Kumar, A. Raghunathan, R. Jones, T. Ma, P. Liang, "Fine-Tuning can Distort Pretrained
+       Features and Underperform Out-of-Distribution", ICLR 2022, arXiv:2202.10054, Sec. 3 (the LP,
+       FT and LP-FT flows).
+
+    Examples
+    --------
+    >>> from theory.problem import make_problem
+    >>> p = make_problem(10, 2, 6, m=4, eps=0.2, seed=0)
+    >>> ft = simulate(p, "ft", n_times=5)
+    >>> ft.solver, ft.t.shape, ft.v.shape, ft.features().shape
+    ('DOP853', (5,), (5, 2), (2, 10))
+    >>> bool(ft.train_loss[-1] < 1e-15 * ft.train_loss[0])       # FT fits the training data
+    True
+    >>> lp_ft = simulate(p, "lp_ft", n_times=5)
+    >>> bool(lp_ft.feature_change[-1] < ft.feature_change[-1])   # LP-FT distorts the features less
+    True
+    >>> full = simulate(p, "ft", n_times=5, integrator="full")   # the d-space reference
+    >>> bool(np.allclose(full.ood_loss, ft.ood_loss, rtol=1e-8)), float(round(full.perp_drift.max(), 12))
+    (True, 0.0)
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in FLOW_METHODS:
+        raise ValueError(f"method must be one of {FLOW_METHODS}, got {method!r}")
     if integrator not in INTEGRATORS:
         raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}")
     if solver not in SOLVERS:
@@ -427,7 +355,7 @@ def simulate(problem: Problem, method: str, t_max: float | None = None, n_times:
     if not (0 < rtol <= 1e-9) or not atol > 0:
         raise ValueError(f"need 0 < rtol <= 1e-9 and atol > 0, got rtol={rtol}, atol={atol}")
     if v_init is None:
-        v_init = lp_limit(problem) if method == "lpft" else problem.v0
+        v_init = lp_limit(problem) if method == "lp_ft" else problem.v0
     v_init = np.array(v_init, dtype=float)
     if v_init.shape != (problem.k,) or not np.all(np.isfinite(v_init)):
         raise ValueError(f"v_init must be a finite vector of length k={problem.k}")

@@ -118,7 +118,7 @@ def _c6_margin(params: dict[str, Any]) -> float:
 
     p = _problem(params)
     lp = p.ood_loss(lp_limit(p), p.B0)
-    return float(np.log(min(lp, simulate(p, "ft").ood_loss[-1]) / simulate(p, "lpft").ood_loss[-1]))
+    return float(np.log(min(lp, simulate(p, "ft").ood_loss[-1]) / simulate(p, "lp_ft").ood_loss[-1]))
 
 
 def _c8_margin(params: dict[str, Any]) -> float:
@@ -144,7 +144,7 @@ _DEEP = (Knob("init_scale", 0.05, 1.0, log=True), Knob("pre_input_scale", 0.3, 3
 
 
 #: per deep claim: the pretraining rules and fine-tuning methods its margin reads.
-_DEEP_RUNS = {"C10": (("adamw",), ("sgd", "sgd_fe", "adamw")), "C11": (("adamw",), ("adamw", "adamw_fe")),
+_DEEP_RUNS = {"C10": (("adamw",), ("sgd", "sgd_freeze_embed", "adamw")), "C11": (("adamw",), ("adamw", "adamw_freeze_embed")),
               "C12": (("sgd", "adamw"), ("sgd", "adamw"))}
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from deepnet.measure.plots import NORMALIZATIONS
+from common.grad_norms import GRAD_NORMALIZATIONS
 
 if TYPE_CHECKING:
     from deepnet.models.registry import LayerMap
@@ -51,8 +51,8 @@ class GroupGradNorm:
         return self.grad_norm / math.sqrt(self.num_params)
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "grad_over_param_norm": self.grad_over_param_norm,
-                "grad_over_sqrt_numel": self.grad_over_sqrt_numel}
+        """The record: every field and each normalization's field (`GRAD_NORMALIZATIONS`)."""
+        return {**asdict(self), **{n.field: getattr(self, n.field) for n in GRAD_NORMALIZATIONS.values()}}
 
 
 def group_kind(label: str) -> str:
@@ -142,7 +142,7 @@ def outlier_summary(rows: list[dict[str, Any]], omit: Sequence[str]) -> dict[str
     if not embed or not middle:
         return {}
     out = {}
-    for key, _ in NORMALIZATIONS:
+    for key in (n.field for n in GRAD_NORMALIZATIONS.values()):
         e, mids = embed[0][key], [r[key] for r in middle]
         out[key] = {"embed": e, "max_middle": max(mids), "median_middle": sorted(mids)[len(mids) // 2],
                     "ratio_to_max_middle": e / max(mids), "rank": 1 + sum(m > e for m in mids),

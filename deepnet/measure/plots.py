@@ -1,18 +1,18 @@
 """Figures of the measurement commands (matplotlib, Agg backend), written atomically as PNG.
 
-Gradient norms follow the SGD paper's Figure 2 / Appendix F markers: embedding red squares, middle
-layers black circles, head green triangles (the head is left out of the normalized rows).
+Gradient norms follow the SGD paper's Figure 2 / Appendix F markers (`common.grad_norms.KIND_MARKERS`),
+one row per normalization (the head is left out of the normalized rows).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Sequence
 
+from common.grad_norms import GRAD_NORMALIZATIONS, KIND_MARKERS
 from common.io import atomic_path
 
-MARKERS = {"embed": ("s", "red"), "middle": ("o", "black"), "head": ("^", "green")}
-NORMALIZATIONS = (("grad_norm", "G_l (eq. 3.1)"), ("grad_over_param_norm", "G_l / ||theta_l||"),
-                  ("grad_over_sqrt_numel", "G_l / sqrt(#params_l)"))
+#: (record field, axis label) of each normalization, in `GRAD_NORMALIZATIONS`' order.
+NORMALIZATIONS = tuple((n.field, n.label) for n in GRAD_NORMALIZATIONS.values())
 GIB = 2**30
 
 
@@ -43,7 +43,7 @@ def plot_gradnorms(rows: list[dict[str, Any]], models: list[str], omit: Sequence
             for x, r in enumerate(mrows):
                 if r["kind"] == "head" and i > 0:  # Appendix F leaves the head out of the normalized plots
                     continue
-                marker, color = MARKERS[r["kind"]]
+                marker, color = KIND_MARKERS[r["kind"]]
                 ax.scatter([x], [r[key]], marker=marker, color=color, s=36 if r["kind"] != "middle" else 18)
             ax.set_yscale("log")
             ax.set_xticks([])

@@ -16,6 +16,7 @@ from deepnet.methods import get_method
 from deepnet.models.classifier import Classifier
 from deepnet.models.registry import LayerMap, check_layer_map
 from deepnet.models.vit import timm_vit_layer_map
+from deepnet.run_files import CHECKPOINT
 
 RTOL = 1e-6  # float32 gradients summed in float64: agreement to ~1e-7 relative expected
 
@@ -225,7 +226,7 @@ def test_distortion_cli_compares_run_checkpoints_with_the_pretrained_init(tmp_pa
         cfg = RunConfig(model="effnet_lite0", dataset="digits", method=method, lr=1e-3, image_size=32, num_workers=0)
         run_dir = tmp_path / method
         run_dir.mkdir()
-        torch.save({"config": cfg.to_dict(), "model": weights}, run_dir / "checkpoint.pt")
+        torch.save({"config": cfg.to_dict(), "model": weights}, run_dir / CHECKPOINT)
         runs.append(str(run_dir))
     out = tmp_path / "out"
     main(["distortion", "--runs", *runs, "--eval-batches", "1", "--eval-batch-size", "8", "--out", str(out)])
@@ -244,7 +245,7 @@ def test_distortion_cli_refuses_random_weight_runs(tmp_path):
     from deepnet.measure.cli import main
 
     cfg = RunConfig(model="small_vit", dataset="digits", method="sgd", lr=1e-3, pretrained=False, num_workers=0)
-    torch.save({"config": cfg.to_dict(), "model": {}}, tmp_path / "checkpoint.pt")
+    torch.save({"config": cfg.to_dict(), "model": {}}, tmp_path / CHECKPOINT)
     with pytest.raises(SystemExit, match="pretrained"):
         main(["distortion", "--runs", str(tmp_path), "--out", str(tmp_path / "out")])
 

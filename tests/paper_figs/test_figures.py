@@ -2,7 +2,6 @@
 file; tables render to markdown and LaTeX with the best entries bold."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -25,10 +24,12 @@ def results(tmp_path: Path) -> list[Path]:
     res = tmp_path / "results"
     res.mkdir()
     write_jsonl(res / "runs.jsonl", seeded_records("small_vit", "digits") + seeded_records("small_resnet", "digits"))
-    groups = [{"label": lab, "kind": kind, "num_params": 100, "param_norm": 2.0, "grad_norm": g, "num_batches": 2,
-               "grad_over_param_norm": g / 2.0, "grad_over_sqrt_numel": g / 10.0}
-              for lab, kind, g in [("embed", "embed", 5.0), ("block0.attn", "middle", 1.0), ("block0.mlp", "middle", 0.8), ("head", "head", 9.0)]]
-    (res / "grad_norms_small_vit.jsonl").write_text(json.dumps({"model": "small_vit", "dataset": "digits", "groups": groups}) + "\n")
+    groups = [{"model": "small_vit", "dataset": "digits", "index": i, "label": lab, "kind": kind, "num_params": 100,
+               "param_norm": 2.0, "grad_norm": g, "num_batches": 2, "grad_over_param_norm": g / 2.0,
+               "grad_over_sqrt_numel": g / 10.0}
+              for i, (lab, kind, g) in enumerate([("embed", "embed", 5.0), ("block0.attn", "middle", 1.0),
+                                                  ("block0.mlp", "middle", 0.8), ("head", "head", 9.0)])]
+    write_jsonl(res / "gradnorms.jsonl", groups)
     return [res]
 
 

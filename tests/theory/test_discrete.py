@@ -47,7 +47,7 @@ def test_momentum_and_lp_freeze(problem):
     assert mom.train_loss[-1] < mom.train_loss[0]
     lp = train(problem, "lp", "gd", lr=5e-3, steps=100, record_every=100)
     assert np.array_equal(lp.B[-1], problem.B0)
-    lpft = train(problem, "lpft", "gd", lr=5e-3, steps=10, record_every=10)
+    lpft = train(problem, "lp_ft", "gd", lr=5e-3, steps=10, record_every=10)
     np.testing.assert_allclose(balance_matrix(lpft.v[0], lpft.B[0]) - balance_matrix(lpft.v[0], problem.B0), 0)
 
 

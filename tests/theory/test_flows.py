@@ -29,7 +29,7 @@ def test_lp_limit_keeps_the_unreachable_head_component():
 
 
 @pytest.mark.parametrize("kw", PROBLEMS)
-@pytest.mark.parametrize("method", ["ft", "lpft"])
+@pytest.mark.parametrize("method", ["ft", "lp_ft"])
 def test_reduced_matches_full(kw, method):
     p = make_problem(**kw)
     red, full = simulate(p, method, n_times=40), simulate(p, method, n_times=40, integrator="full")
@@ -75,7 +75,7 @@ def test_gradients_match_finite_differences():
 
 def test_perfect_features_lpft_never_moves():
     p = make_problem(40, 3, 24, m=8, eps=0.0, seed=5)
-    tr = simulate(p, "lpft", n_times=30)
+    tr = simulate(p, "lp_ft", n_times=30)
     # exactly at rest in theory; numerically the zero-loss manifold is neutral, so solver error
     # (atol 1e-12 per step) may wander along it: tolerance 1e-8.
     assert tr.feature_change.max() < 1e-8
@@ -96,7 +96,7 @@ def test_bad_arguments_rejected():
 
 @pytest.mark.parametrize("n_times", [2, 3, 50])
 def test_time_grid_ends_at_t_max(n_times):
-    from theory.flows import time_grid
+    from theory.flow_scales import time_grid
     t = time_grid(2.5, n_times)
     assert t[0] == 0.0 and t[-1] == 2.5 and len(t) == n_times and np.all(np.diff(t) > 0)
 
@@ -145,7 +145,8 @@ def test_analytic_jacobian_matches_finite_differences():
 def test_grid_values_meet_the_stated_accuracy_against_closed_form_lp(solver):
     """Every grid value of the LP flow is within GRID_RTOL (relative to max |v|) of
     v(t) = v_inf + U exp(-2 Lambda t) U^T (v0 - v_inf), on a stiff problem (m = n) too."""
-    from theory.flows import GRID_RTOL, lp_closed_form
+    from theory.flows import GRID_RTOL
+    from theory.lp_flow import lp_closed_form
 
     for p in (make_problem(40, 3, 24, m=8, eps=0.2, head_scale=1.0, seed=0),
               make_problem(300, 4, 60, eps=0.3, head_scale=1.0, seed=1)):
@@ -155,7 +156,7 @@ def test_grid_values_meet_the_stated_accuracy_against_closed_form_lp(solver):
 
 
 def test_auto_solver_takes_radau_when_stiff_and_agrees_with_dop853():
-    from theory.flows import STIFF_INDEX, stiffness_index
+    from theory.flow_scales import STIFF_INDEX, stiffness_index
 
     p = make_problem(60, 3, 12, eps=0.2, seed=0)                     # m = n: square, ill-conditioned data
     assert stiffness_index(p, "ft") > STIFF_INDEX
@@ -178,6 +179,6 @@ def test_default_horizon_covers_a_small_in_s_target():
 def test_lpft_at_rest_takes_the_implicit_solver():
     """k >= m: LP already fits S, LP-FT starts at rest (no early stop) with a large head: Radau."""
     p = make_problem(186, 4, 35, m=4, eps=0.43, ood="random", head_scale=0.12, w_norm=3.18, seed=211547)
-    tr = simulate(p, "lpft")
+    tr = simulate(p, "lp_ft")
     assert tr.solver == "Radau" and tr.stopped_at is None
     assert abs(tr.ood_loss[-1] - p.ood_loss(lp_limit(p), p.B0)) <= 1e-9 * tr.ood_loss[-1]

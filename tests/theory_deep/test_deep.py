@@ -1,22 +1,17 @@
-"""theory.deep: gradients vs finite differences, flow invariants, freezing, eq. 3.1 normalizations."""
+"""theory.deep, deep_invariants, deep_grad_norms: gradients vs finite differences, flow invariants, freezing, eq. 3.1 normalizations."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from theory.deep import (
+from theory.deep import end_to_end, gradient_flow, init_layers, layer_names, loss_and_grads, train
+from theory.deep_grad_norms import layer_grad_norms
+from theory.deep_invariants import (
     balancedness_drift,
     complement_basis,
     embed_drift_on_complement,
-    end_to_end,
     frozen_feature_drift,
-    gradient_flow,
-    init_layers,
-    layer_grad_norms,
-    layer_names,
-    loss_and_grads,
     penultimate_feature_change_on_complement,
-    train,
 )
 
 INVARIANT_TOL = 1e-8  # flow integrated at rtol 1e-10 / atol 1e-12; drift observed ~1e-12
@@ -109,9 +104,9 @@ def test_grad_norm_normalizations():
     order = np.random.default_rng(0).permutation(4)
     batches = [order[:2], order[2:]]
     by_hand = np.mean([[np.linalg.norm(g) for g in loss_and_grads(layers, X[b], Y[b])[1]] for b in batches], axis=0)
-    np.testing.assert_allclose(gn.raw, by_hand, rtol=1e-14)
-    np.testing.assert_allclose(gn.per_param_norm, by_hand / [np.linalg.norm(M) for M in layers], rtol=1e-14)
-    np.testing.assert_allclose(gn.per_sqrt_numel, by_hand / np.sqrt([M.size for M in layers]), rtol=1e-14)
+    np.testing.assert_allclose(gn.grad_norm, by_hand, rtol=1e-14)
+    np.testing.assert_allclose(gn.grad_over_param_norm, by_hand / [np.linalg.norm(M) for M in layers], rtol=1e-14)
+    np.testing.assert_allclose(gn.grad_over_sqrt_numel, by_hand / np.sqrt([M.size for M in layers]), rtol=1e-14)
     assert gn.embed_outlier_ratio() == pytest.approx(by_hand[0] / max(by_hand[1], by_hand[2]))
     with pytest.raises(ValueError, match="middle layer"):
         layer_grad_norms(_net(0)[0], X, Y, 2, np.random.default_rng(0)).embed_outlier_ratio()
@@ -126,7 +121,7 @@ def test_bad_shapes_raise():
 
 
 def test_invariant_drift_report_flow_vs_gd():
-    from theory.deep import invariant_drifts
+    from theory.deep_invariants import invariant_drifts
 
     layers, X, Y = _net(2, seed=7)
     flow = gradient_flow(layers, X, Y, np.linspace(0, 2.0, 5))

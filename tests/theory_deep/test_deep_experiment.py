@@ -7,14 +7,14 @@ import pytest
 import theory.deep_claims  # noqa: F401  (registers C9-C12)
 from theory.deep import end_to_end, mse_of_map, train
 from theory.deep_experiment import (
-    METHODS,
     config_with,
     finetune,
-    make_problem,
+    make_deep_task,
     pretrain,
     run_table,
     summarize,
 )
+from theory.deep_methods import DEEP_METHODS
 from theory.verdict import CLAIM_CHECKS, VERDICTS
 
 SMALL = config_with(d=8, embed_dim=8, widths=[16, 16], pre_out=4, rank=2, id_dim=3, pre_n=64,
@@ -23,7 +23,7 @@ SMALL = config_with(d=8, embed_dim=8, widths=[16, 16], pre_out=4, rank=2, id_dim
 
 @pytest.fixture(scope="module")
 def setup():
-    problem = make_problem(SMALL, np.random.default_rng(0))
+    problem = make_deep_task(SMALL, np.random.default_rng(0))
     layers, fit = pretrain(SMALL, problem, "sgd", np.random.default_rng(1))
     return problem, layers, fit
 
@@ -39,7 +39,7 @@ def test_problem_shapes_and_shift(setup):
 def test_selection_is_argmin_of_validation_loss(setup):
     problem, layers, _ = setup
     sel = finetune(SMALL, problem, layers, "sgd", np.random.default_rng(5))
-    m = METHODS["sgd"]
+    m = DEEP_METHODS["sgd"]
     best = np.inf
     rng = np.random.default_rng(5)
     for lr in m.lrs:  # replay the grid with the same rng stream
@@ -54,7 +54,7 @@ def test_selection_is_argmin_of_validation_loss(setup):
 
 def test_freeze_embed_never_moves_embedding(setup):
     problem, layers, _ = setup
-    assert finetune(SMALL, problem, layers, "sgd_fe", np.random.default_rng(0)).embed_move == 0.0
+    assert finetune(SMALL, problem, layers, "sgd_freeze_embed", np.random.default_rng(0)).embed_move == 0.0
     assert finetune(SMALL, problem, layers, "sgd", np.random.default_rng(0)).embed_move > 0.0
 
 
@@ -67,10 +67,10 @@ def test_lp_fits_with_frozen_features(setup):
 
 
 def test_run_table_and_summary():
-    table = run_table(SMALL, [0, 1], methods=("sgd", "adamw_fe"))
+    table = run_table(SMALL, [0, 1], methods=("sgd", "adamw_freeze_embed"))
     s = summarize(table)
     assert set(s) == {"sgd", "adamw"}
-    assert s["adamw"]["adamw_fe"]["embed_move"]["mean"] == 0.0
+    assert s["adamw"]["adamw_freeze_embed"]["embed_move"]["mean"] == 0.0
     assert all(len(v) == 2 for v in table.values())
     with pytest.raises(KeyError, match="known"):
         run_table(SMALL, [0], methods=("rmsprop",))
