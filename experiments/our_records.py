@@ -7,12 +7,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from common.grad_norms import GRAD_NORMALIZATIONS
 from common.io import read_jsonl
 from deepnet.config import METHOD_OPTIONS
+from deepnet.measure.output import GRADNORMS
+from deepnet.sweep.states import OK
 
 METRICS = ("ood_avg", "id_test", "id_val", "worst_group")
-GRAD_FILES = ("grad_norms", "gradnorms")
-GRAD_NORMS = {"raw": "grad_norm", "param_norm": "grad_over_param_norm", "sqrt_numel": "grad_over_sqrt_numel"}
 #: settings of a run that never separate two cells (the method, with its options, is what a
 #: comparison varies; ``deepnet.config.METHOD_OPTIONS`` belong to the method, as in collect).
 _NOT_SETTINGS = ("method", "seed", "lr", *METHOD_OPTIONS)
@@ -66,7 +67,7 @@ def run_cells(files: list[tuple[Path, list[dict]]]) -> list:
     from deepnet.sweep.collect import latest_records, select_best
 
     keep = set(run_record_files(files))
-    ok = [r for r in latest_records((f, recs) for f, recs in files if f in keep) if r.get("status") == "ok"]
+    ok = [r for r in latest_records((f, recs) for f, recs in files if f in keep) if r.get("status") == OK]
     return select_best(ok) if ok else []
 
 
@@ -108,16 +109,15 @@ def measurement_rows(files: list[tuple[Path, list[dict]]], field_name: str) -> l
 
 
 def grad_norm_records(files: list[tuple[Path, list[dict]]]) -> list[dict[str, Any]]:
-    """Gradient-norm measurements as {"model", "dataset", "groups": [group dicts, bottom -> top]};
-    accepts files of nested records or of one row per group (with ``index``)."""
+    """Gradient-norm measurements as {"model", "dataset", "groups": [group dicts, bottom -> top]},
+    from the ``gradnorms*.jsonl`` files ``python -m deepnet.measure gradnorms`` writes (one row per
+    layer group, with its ``index``)."""
     grouped: dict[tuple[str, str], list[dict]] = {}
     for f, recs in files:
-        if not f.name.startswith(GRAD_FILES):
-            continue
-        for r in recs:
-            groups = r["groups"] if "groups" in r else [r]
-            grouped.setdefault((r["model"], r["dataset"]), []).extend(groups)
-    return [{"model": m, "dataset": d, "groups": sorted(g, key=lambda x: x.get("index", 0))}
+        if f.name.startswith(GRADNORMS):
+            for r in recs:
+                grouped.setdefault((r["model"], r["dataset"]), []).append(r)
+    return [{"model": m, "dataset": d, "groups": sorted(g, key=lambda x: x["index"])}
             for (m, d), g in grouped.items()]
 
 
@@ -126,7 +126,7 @@ def grad_norm_rows(files: list[tuple[Path, list[dict]]]) -> list[dict[str, Any]]
     rows = []
     for rec in grad_norm_records(files):
         row = {"model": rec["model"], "dataset": rec["dataset"]}
-        for name, key in GRAD_NORMS.items():
+        for name, key in ((name, n.field) for name, n in GRAD_NORMALIZATIONS.items()):
             embed = [g[key] for g in rec["groups"] if g["kind"] == "embed"]
             middle = [g[key] for g in rec["groups"] if g["kind"] == "middle"]
             if embed and middle:

@@ -39,7 +39,7 @@ from common.provenance import git_commit
 from deepnet.config import RunConfig
 from deepnet.helpformat import HelpFormatter
 from deepnet.measure.batches import loader, on_device
-from deepnet.measure.output import write_rows
+from deepnet.measure.output import DISTORTION, GRADNORMS, write_rows
 from deepnet.measure.per_method import each_model
 from deepnet.measure.plots import GIB, plot_distortion, plot_gradnorms, plot_memory, plot_throughput, save_figure
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
@@ -115,10 +115,10 @@ def cmd_gradnorms(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         if summary[model]:
             s = summary[model]["grad_norm"]
             print(f"embedding / max middle = {s['ratio_to_max_middle']:.3g}, rank {s['rank']}/{s['of']}")
-    write_rows(a.out, "gradnorms", rows)
+    write_rows(a.out, GRADNORMS, rows)
     fig = plot_gradnorms(rows, a.models, a.omit, f"Layer gradient norms at the pretrained init, {a.dataset} "
                          f"({a.batches} batches of {a.batch_size}); red = embed, green = head")
-    save_figure(fig, a.out / "gradnorms.png")
+    save_figure(fig, a.out / f"{GRADNORMS}.png")
     return "gradnorms", {"dataset": a.dataset, "batches": a.batches, "batch_size": a.batch_size,
                          "omit": list(a.omit), "method": a.method, "summary": summary}
 
@@ -210,8 +210,8 @@ def cmd_distortion(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                                                            a.out / "runs", a.subset)
     rows = measure_distortion(model_0, runs, splits, resolve_device(a.device, meta_fallback=False),
                               a.eval_batch_size, a.seed, a.eval_batches)
-    write_rows(a.out, "distortion", rows)
-    save_figure(plot_distortion(rows, f"{rows[0]['model']} on {rows[0]['dataset']}"), a.out / "distortion.png")
+    write_rows(a.out, DISTORTION, rows)
+    save_figure(plot_distortion(rows, f"{rows[0]['model']} on {rows[0]['dataset']}"), a.out / f"{DISTORTION}.png")
     extra = {"subset": a.subset} if a.subset is not None else {}
     return "distortion", {"runs": summary, **distortion_ratios(rows), **extra}
 

@@ -9,6 +9,10 @@ from typing import Any
 
 from common.io import atomic_path
 
+#: the stems of the gradient-norm and feature-distortion row files (read back by the claims ledger)
+GRADNORMS = "gradnorms"
+DISTORTION = "distortion"
+
 
 def write_rows(out: Path, stem: str, rows: list[dict[str, Any]]) -> None:
     """``<stem>.jsonl`` and ``<stem>.csv`` with the same rows (CSV: scalar fields only), each atomically.
