@@ -10,7 +10,6 @@ exactly once; :func:`check_layer_map` enforces that and :func:`create_model` cal
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -164,11 +163,9 @@ def check_layer_map(model: "Classifier", layer_map: LayerMap) -> None:
 
 
 def load_model_families() -> None:
-    """Import every model family module present so that its factories are registered."""
+    """Import every model family module so that its factories are registered."""
     for family in _FAMILY_MODULES:
-        module = f"deepnet.models.{family}"
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
+        importlib.import_module(f"deepnet.models.{family}")
 
 
 def create_model(name: str, num_classes: int, pretrained: bool = True, **kw) -> ModelBundle:

@@ -45,7 +45,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
 def test_two_process_gloo_run_matches_single_process(tmp_path):
     root = str(make_fixture("waterbirds", tmp_path / "data", n_per_class=2, image_size=16))
     out = str(tmp_path)

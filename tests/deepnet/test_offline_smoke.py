@@ -87,7 +87,6 @@ def test_distortion_command_on_real_digits(tmp_path, monkeypatch):
     assert (tmp_path / "distortion.png").stat().st_size > 1000
 
 
-@pytest.mark.skipif(not (RESULTS / "sweeps").exists(), reason="no committed sweep results yet")
 def test_committed_sweep_results_are_complete_records():
     files = sorted((RESULTS / "sweeps").glob("*.jsonl"))
     assert files
