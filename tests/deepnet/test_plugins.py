@@ -19,7 +19,7 @@ from deepnet.models import MODELS
 from deepnet.plugins import PluginError, import_plugin, load_entry_points, resolve_plugin
 from deepnet.sweep import run_sweep
 
-from tests.deepnet.test_user_data import make_folder
+from tests.helpers import make_folder
 
 # Submitit unpickles jobs in a fresh process: ship this module's functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -16,7 +16,7 @@ from deepnet.methods import METHODS
 from deepnet.plot import find_runs, plot_runs
 from common.io import read_jsonl
 
-from tests.deepnet.test_user_data import make_folder
+from tests.helpers import make_folder
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

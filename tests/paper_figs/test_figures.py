@@ -13,7 +13,7 @@ from paper_figs import fig1b, grad_norms, intervals, lpft_bars, theory_figs
 from paper_figs.build import FIGURES, build_figures
 from paper_figs.ours import cell_groups
 from paper_figs.tables import best_cells, to_latex, to_markdown
-from tests.experiments.conftest import seeded_records, write_jsonl
+from tests.helpers import seeded_records, write_jsonl
 
 PNG_MAGIC = b"\x89PNG"
 PDF_MAGIC = b"%PDF"
