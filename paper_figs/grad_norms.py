@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from experiments.paper.tables import load_table
 from paper_figs import style
 from paper_figs.ours import grad_norm_records
@@ -31,7 +33,21 @@ def _paper_panel(ax) -> None:
     ax.set_title("paper (Fig. 5 caption), BiT-R50")
 
 
-def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
+def figure(results=None, normalization: str = "raw") -> Figure:
+    """The paper's Fig. 5 ratios, then one panel per gradient-norm record of ours.
+
+    Parameters
+    ----------
+    results : list of path, optional
+        Where our ``grad_norms*.jsonl`` records are.
+    normalization : str
+        A key of :data:`NORMALIZATIONS`; the head is left out of the normalized panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its first axes holds the paper's bars; each next one one scatter point per layer group.
+    """
     key = NORMALIZATIONS[normalization]
     records = grad_norm_records(results)
     ncols = min(4, 1 + len(records))
@@ -51,4 +67,9 @@ def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
     for ax in flat[1 + len(records):]:
         ax.axis("off")
     fig.tight_layout()
-    return style.save(fig, out_dir / f"grad_norms_{normalization}.png")
+    return fig
+
+
+def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
+    """Write :func:`figure` as ``grad_norms_<normalization>.png`` and ``.pdf``; returns both paths."""
+    return style.save(figure(results, normalization), out_dir / f"grad_norms_{normalization}.png")
