@@ -349,9 +349,9 @@ def test_probehead_cli_fits_each_scaling_on_real_features(tmp_path, capsys, monk
     from deepnet.measure.cli import main
     from deepnet.methods import linear_probe
 
-    # one C instead of the paper's 50: the fits, not the grid, are under test
+    # one C instead of the paper's 50, and a short lbfgs: the fits, not the grid or convergence, are under test
     monkeypatch.setattr(linear_probe, "fit_linear_probe",
-                        functools.partial(linear_probe.fit_linear_probe, c_grid=(1.0,)))
+                        functools.partial(linear_probe.fit_linear_probe, c_grid=(1.0,), max_iter=50))
     main(["probehead", "--model", "small_resnet_fmnist_sgd", "--dataset", "digits", "--image-size", "28",
           "--batch-size", "16", "--out", str(tmp_path)])
     assert "backbone grad norm" in capsys.readouterr().out
