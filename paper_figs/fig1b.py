@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from experiments.paper.tables import load_table
 from paper_figs import style
@@ -49,9 +50,16 @@ def bars(ax, values: dict[str, dict[str, float]], title: str,
 
 
 def paper_and_cells(paper: dict[str, dict[str, float]], paper_title: str, results, methods: list[str] | None,
-                    path: Path, rename: Callable[[str], str] = str) -> list[Path]:
+                    rename: Callable[[str], str] = str) -> Figure:
     """The paper's panel, then one panel per cell of our runs (``methods``, all when None, in
-    their order; ``rename`` maps our method names to the paper's); written as PNG and PDF."""
+    their order; ``rename`` maps our method names to the paper's).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Its first axes is the paper's panel; the next ones are our cells in sorted order, each
+        titled ``ours: <cell>``; axes left over are switched off.
+    """
     groups = cell_groups(results)
     ncols = min(4, 1 + len(groups))
     nrows = -(-(1 + len(groups)) // ncols)
@@ -71,8 +79,14 @@ def paper_and_cells(paper: dict[str, dict[str, float]], paper_title: str, result
     for ax in flat[1 + len(groups):]:
         ax.axis("off")
     fig.tight_layout()
-    return style.save(fig, path)
+    return fig
+
+
+def figure(results=None) -> Figure:
+    """Fig. 1b: the paper's bars beside our cells (:func:`paper_and_cells`)."""
+    return paper_and_cells(paper_values(), "paper: CLIP ViT-B/16, 5 datasets", results, None)
 
 
 def make(out_dir: Path, results=None) -> list[Path]:
-    return paper_and_cells(paper_values(), "paper: CLIP ViT-B/16, 5 datasets", results, None, out_dir / "fig1b.png")
+    """Write :func:`figure` as ``fig1b.png`` and ``.pdf`` in ``out_dir``; returns both paths."""
+    return style.save(figure(results), out_dir / "fig1b.png")

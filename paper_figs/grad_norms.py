@@ -3,12 +3,14 @@
 The paper's per-layer values exist only as images, so they are not digitizable; the only numbers
 its text gives are Fig. 5's caption (embedding vs other layers after dividing by sqrt(#params):
 about 2-3x for SGD-pretrained, over 10x for AdamW-pretrained ResNets), plotted as the paper panel.
-Our panels plot the ``gradnorms.jsonl`` rows written by ``python -m deepnet.measure gradnorms``
-(one row per layer group; markers `common.grad_norms.KIND_MARKERS`, as in the paper).
+Our panels plot the ``gradnorms.jsonl`` rows of ``python -m deepnet.measure gradnorms``
+(embedding = red squares, middle = black circles, head = green triangles, as in the paper).
 """
 from __future__ import annotations
 
 from pathlib import Path
+
+from matplotlib.figure import Figure
 
 from common.grad_norms import GRAD_NORMALIZATIONS, KIND_MARKERS
 from experiments.paper.tables import load_table
@@ -30,22 +32,20 @@ def _paper_panel(ax) -> None:
     ax.set_title("paper (Fig. 5 caption), BiT-R50")
 
 
-def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
-    """The paper panel, then one panel of G_l per (model, dataset) measured under `results`.
+def figure(results=None, normalization: str = "raw") -> Figure:
+    """The paper's Fig. 5 ratios, then one panel per gradient-norm record of ours.
 
     Parameters
     ----------
-    out_dir : Path
-        Folder of ``grad_norms_<normalization>.png`` / ``.pdf``.
-    results : list of paths, optional
+    results : list of path, optional
         Files or folders searched for ``gradnorms.jsonl`` rows.
     normalization : str
         A key of `common.grad_norms.GRAD_NORMALIZATIONS`; normalized panels leave out the head.
 
     Returns
     -------
-    list of Path
-        The written PNG and PDF.
+    matplotlib.figure.Figure
+        Its first axes holds the paper's bars; each next one one scatter point per layer group.
     """
     norm = GRAD_NORMALIZATIONS[normalization]
     records = grad_norm_records(results)
@@ -66,4 +66,9 @@ def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
     for ax in flat[1 + len(records):]:
         ax.axis("off")
     fig.tight_layout()
-    return style.save(fig, out_dir / f"grad_norms_{normalization}.png")
+    return fig
+
+
+def make(out_dir: Path, results=None, normalization: str = "raw") -> list[Path]:
+    """Write :func:`figure` as ``grad_norms_<normalization>.png`` and ``.pdf``; returns both paths."""
+    return style.save(figure(results, normalization), out_dir / f"grad_norms_{normalization}.png")

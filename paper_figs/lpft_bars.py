@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from experiments.paper.tables import load_table
+from paper_figs import style
 from paper_figs.fig1b import paper_and_cells
 
 
@@ -13,6 +16,12 @@ def paper_values() -> dict[str, dict[str, float]]:
     return {m: {"id": id_t.value("avg", method=m), "ood": ood_t.value("avg", method=m)} for m in ("ft", "lp", "lp_ft")}
 
 
-def make(out_dir: Path, results=None) -> list[Path]:
+def figure(results=None) -> Figure:
+    """The slides' bars beside our cells (:func:`paper_figs.fig1b.paper_and_cells`), SGD named FT."""
     return paper_and_cells(paper_values(), "paper (slides): average over datasets", results, ["sgd", "lp", "lp_ft"],
-                           out_dir / "lpft_bars.png", rename=lambda m: "ft" if m == "sgd" else m)
+                           rename=lambda m: "ft" if m == "sgd" else m)
+
+
+def make(out_dir: Path, results=None) -> list[Path]:
+    """Write :func:`figure` as ``lpft_bars.png`` and ``.pdf`` in ``out_dir``; returns both paths."""
+    return style.save(figure(results), out_dir / "lpft_bars.png")

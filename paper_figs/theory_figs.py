@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from paper_figs import style
 
@@ -15,7 +16,8 @@ PROBLEM = dict(d=40, k=3, n=12)
 T_MAX = 200.0
 
 
-def ood_over_time(out_dir: Path, results=None, eps: float = 0.05, seed: int = 0) -> list[Path]:
+def ood_over_time_figure(eps: float = 0.05, seed: int = 0) -> Figure:
+    """OOD loss against gradient-flow time: one line each for LP, FT and LP-FT on one problem."""
     from theory.flows import simulate
     from theory.problem import make_problem
 
@@ -31,10 +33,16 @@ def ood_over_time(out_dir: Path, results=None, eps: float = 0.05, seed: int = 0)
     ax.set_ylabel("OOD loss")
     ax.set_title(f"d={p.d}, k={p.k}, n={p.n}, eps={eps}")
     ax.legend()
-    return style.save(fig, out_dir / "theory_ood_over_time.png")
+    return fig
 
 
-def ratio_vs_eps(out_dir: Path, results=None, seeds: int = 1) -> list[Path]:
+def ood_over_time(out_dir: Path, results=None, eps: float = 0.05, seed: int = 0) -> list[Path]:
+    """Write :func:`ood_over_time_figure` as ``theory_ood_over_time.png`` and ``.pdf``."""
+    return style.save(ood_over_time_figure(eps, seed), out_dir / "theory_ood_over_time.png")
+
+
+def ratio_vs_eps_figure(seeds: int = 1) -> Figure:
+    """L_ood(LP) / min_t L_ood(FT) against eps: one line (x = eps, y = the ratio) per problem seed."""
     from theory.flows import lp_limit, simulate
     from theory.problem import make_problem
 
@@ -55,10 +63,16 @@ def ratio_vs_eps(out_dir: Path, results=None, seeds: int = 1) -> list[Path]:
     ax.set_ylabel("L_ood(LP) / min_t L_ood(FT)")
     ax.set_title("Thm 3.5: ratio -> 0 as eps -> 0")
     ax.legend()
-    return style.save(fig, out_dir / "theory_ratio_vs_eps.png")
+    return fig
 
 
-def bound_vs_actual(out_dir: Path, results=None, instances: int = 4) -> list[Path]:
+def ratio_vs_eps(out_dir: Path, results=None, seeds: int = 1) -> list[Path]:
+    """Write :func:`ratio_vs_eps_figure` as ``theory_ratio_vs_eps.png`` and ``.pdf``."""
+    return style.save(ratio_vs_eps_figure(seeds), out_dir / "theory_ratio_vs_eps.png")
+
+
+def bound_vs_actual_figure(instances: int = 4) -> Figure:
+    """FT's Thm 3.3 lower bound (y) against its actual min_t sqrt(L_ood) (x), one point per instance."""
     from theory.flows import simulate
     from theory.problem import make_problem
     from theory.quantities import ft_lower_bound
@@ -78,4 +92,9 @@ def bound_vs_actual(out_dir: Path, results=None, instances: int = 4) -> list[Pat
     ax.set_xlabel("actual min_t sqrt(L_ood(FT))")
     ax.set_ylabel("Thm 3.3 lower bound (<= 0 drawn at 1e-8)")
     ax.legend()
-    return style.save(fig, out_dir / "theory_bound_vs_actual.png")
+    return fig
+
+
+def bound_vs_actual(out_dir: Path, results=None, instances: int = 4) -> list[Path]:
+    """Write :func:`bound_vs_actual_figure` as ``theory_bound_vs_actual.png`` and ``.pdf``."""
+    return style.save(bound_vs_actual_figure(instances), out_dir / "theory_bound_vs_actual.png")

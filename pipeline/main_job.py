@@ -33,11 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run_sweep_stage(spec_path: Path, root: Path, quick: bool) -> str:
     """Run (or resume) the deep-net sweep; returns a one-line status."""
-    try:
-        from deepnet.sweep import load_spec
-        from deepnet.sweep.launchers import run_sweep
-    except ImportError as err:
-        return f"missing: the sweep engine is not importable ({err})"
+    from deepnet.sweep import load_spec
+    from deepnet.sweep.launchers import run_sweep
+
     spec = load_spec(spec_path)
     overrides = {"max_train_steps": 10} if quick else {}
     report = run_sweep(spec.expand(overrides), root, progress=True)

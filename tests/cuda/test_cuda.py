@@ -18,11 +18,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from deepnet.config import RunConfig
-from deepnet.data import make_fixture
 from deepnet.measure.cli import main as measure_main
 from deepnet.models import create_model
 from deepnet.train import train
+from tests.helpers import tiny_run_config
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -65,12 +64,19 @@ def forward_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return logits.detach().double(), grads
 
 
-def test_bf16_autocast_of_vit_b16_matches_float64(no_tf32):
+def model_reference_and_batch(name: str, batch: int, size: int) -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]:
+    """A random-weight 10-class ``name`` on CUDA in train mode, its float64 copy, and a random batch
+    of ``batch`` images of ``size`` px with labels."""
     torch.manual_seed(0)
-    model = create_model("clip_vit_b16", num_classes=10, pretrained=False, device=CUDA).model.train()
+    model = create_model(name, num_classes=10, pretrained=False, device=CUDA).model.train()
     ref = copy.deepcopy(model).double()
-    x = torch.randn(4, 3, 224, 224, device=CUDA)
-    y = torch.randint(0, 10, (4,), device=CUDA)
+    x = torch.randn(batch, 3, size, size, device=CUDA)
+    y = torch.randint(0, 10, (batch,), device=CUDA)
+    return model, ref, x, y
+
+
+def test_bf16_autocast_of_vit_b16_matches_float64(no_tf32):
+    model, ref, x, y = model_reference_and_batch("clip_vit_b16", batch=4, size=224)
     ref_logits, ref_grads = forward_backward(ref, x.double(), y, contextlib.nullcontext())
     fp32_logits, fp32_grads = forward_backward(model, x, y, contextlib.nullcontext())
     bf16_logits, bf16_grads = forward_backward(model, x, y, torch.autocast("cuda", dtype=torch.bfloat16))
@@ -81,11 +87,7 @@ def test_bf16_autocast_of_vit_b16_matches_float64(no_tf32):
 
 
 def test_fp16_grad_scaler_skips_overflowing_steps_and_unscales_gradients(no_tf32):
-    torch.manual_seed(0)
-    model = create_model("small_vit", num_classes=10, pretrained=False, device=CUDA).model.train()
-    ref = copy.deepcopy(model).double()
-    x = torch.randn(8, 3, 28, 28, device=CUDA)
-    y = torch.randint(0, 10, (8,), device=CUDA)
+    model, ref, x, y = model_reference_and_batch("small_vit", batch=8, size=28)
     _, ref_grads = forward_backward(ref, x.double(), y, contextlib.nullcontext())
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
     fp16 = torch.autocast("cuda", dtype=torch.float16)
@@ -114,16 +116,13 @@ def test_fp16_grad_scaler_skips_overflowing_steps_and_unscales_gradients(no_tf32
     assert not all(torch.equal(b, p) for b, p in zip(before, model.parameters())), "the scaled step was skipped"
 
 
-def test_trainer_fp16_path_and_speed_options_run_on_cuda(tmp_path, monkeypatch):
+def test_trainer_fp16_path_and_speed_options_run_on_cuda(waterbirds_root, tmp_path, monkeypatch):
     """train() with fp16 + GradScaler (as on a GPU without bf16), then bf16 with the speed options on."""
-    root = str(make_fixture("waterbirds", tmp_path / "data", n_per_class=2, image_size=16))
-    base = dict(model="small_vit", dataset="waterbirds", method="sgd", lr=1e-2, epochs=2, batch_size=4,
-                data_root=root, pretrained=False, num_workers=0, device=CUDA)
     with monkeypatch.context() as m:
         m.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-        fp16 = train(RunConfig(**base), tmp_path / "fp16", progress=False)
-    fast = train(RunConfig(**{**base, "num_workers": 2, "fused_optimizer": True, "tf32": True,
-                              "persistent_workers": True}), tmp_path / "fast", progress=False)
+        fp16 = train(tiny_run_config(waterbirds_root, device=CUDA), tmp_path / "fp16", progress=False)
+    fast = train(tiny_run_config(waterbirds_root, device=CUDA, num_workers=2, fused_optimizer=True, tf32=True,
+                                 persistent_workers=True), tmp_path / "fast", progress=False)
     assert fp16["env"]["amp"] == "float16" and fast["env"]["amp"] == "bfloat16"
     for record in (fp16, fast):
         assert record["status"] == "ok" and record["env"]["device"].startswith("cuda")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +76,6 @@ def test_waterbirds_fixture_splits_groups(tmp_path):
     _check_items(splits, 2)
 
 
-def test_waterbirds_missing_column(tmp_path):
-    root = make_fixture("waterbirds", tmp_path)
-    _rewrite_csv(root / "metadata.csv", "place")
-    with pytest.raises(DatasetLayoutError, match=r"lacks column\(s\) \['place'\]"):
-        build_splits("waterbirds", root, PRE)
-
-
 def test_waterbirds_missing_image_names_file(tmp_path):
     root = make_fixture("waterbirds", tmp_path)
     splits = build_splits("waterbirds", root, PRE)
@@ -122,22 +116,6 @@ def test_living17_breeds_split(tmp_path):
     _check_items(splits, 17)
 
 
-def test_living17_missing_class_folder(tmp_path):
-    import shutil
-
-    root = make_fixture("living17", tmp_path, n_per_class=1)
-    shutil.rmtree(root / "val" / "n9100010")
-    with pytest.raises(DatasetLayoutError, match="n9100010"):
-        build_splits("living17", root, PRE)
-
-
-def test_living17_missing_hierarchy_file(tmp_path):
-    root = make_fixture("living17", tmp_path, n_per_class=1)
-    (root / "breeds" / "node_names.txt").unlink()
-    with pytest.raises(DatasetLayoutError, match="node_names.txt"):
-        build_splits("living17", root, PRE)
-
-
 # ---------------------------------------------------------------- WILDS
 def test_fmow_time_and_region_splits(tmp_path):
     root = make_fixture("fmow", tmp_path, n_per_class=1)
@@ -153,23 +131,6 @@ def test_fmow_time_and_region_splits(tmp_path):
     _check_items(splits, 62)
 
 
-def test_fmow_missing_images_folder(tmp_path):
-    import shutil
-
-    root = make_fixture("fmow", tmp_path, n_per_class=1)
-    shutil.rmtree(root / "images")
-    with pytest.raises(DatasetLayoutError, match=r"rgb_img_0\.png"):
-        build_splits("fmow", root, PRE)
-
-
-def test_fmow_unknown_category(tmp_path):
-    root = make_fixture("fmow", tmp_path, n_per_class=1)
-    meta = root / "rgb_metadata.csv"
-    meta.write_text(meta.read_text().replace(",airport,", ",spaceport,", 1))
-    with pytest.raises(DatasetLayoutError, match="spaceport"):
-        build_splits("fmow", root, PRE)
-
-
 def test_camelyon_hospital_splits(tmp_path):
     root = make_fixture("camelyon", tmp_path, n_per_class=2)
     splits = build_splits("camelyon", root, PRE)
@@ -178,13 +139,6 @@ def test_camelyon_hospital_splits(tmp_path):
     assert set(splits["ood_test"].groups) == {2}  # hospital 1 (OOD val) is never loaded
     assert np.bincount(_labels(splits["ood_test"])).tolist() == [4, 4]
     _check_items(splits, 2)
-
-
-def test_camelyon_missing_column(tmp_path):
-    root = make_fixture("camelyon", tmp_path)
-    _rewrite_csv(root / "metadata.csv", "center")
-    with pytest.raises(DatasetLayoutError, match="center"):
-        build_splits("camelyon", root, PRE)
 
 
 # ---------------------------------------------------------------- DomainNet
@@ -198,14 +152,6 @@ def test_domainnet_lists(tmp_path):
     assert all("sketch" in p.name for p in splits["id_test"].files)
     assert np.bincount(_labels(splits["ood_test"])).tolist() == [1] * 40
     _check_items(splits, 40)
-
-
-def test_domainnet_malformed_line(tmp_path):
-    root = make_fixture("domainnet", tmp_path, n_per_class=1)
-    with open(root / "real_test_mini.txt", "a") as f:
-        f.write("real/x/y.jpg forty\n")
-    with pytest.raises(DatasetLayoutError, match="real_test_mini.txt"):
-        build_splits("domainnet", root, PRE)
 
 
 # ---------------------------------------------------------------- CIFAR-10 / 10.1 / STL
@@ -237,9 +183,42 @@ def test_stl_label_map_and_pixel_order(tmp_path):
         assert cifar[label] == name
 
 
-def test_cifar_truncated_batch(tmp_path):
-    root = make_fixture("cifar10", tmp_path)
-    batch = root / "cifar-10-batches-py" / "data_batch_3"
-    batch.write_bytes(batch.read_bytes()[:100])
-    with pytest.raises(DatasetLayoutError, match="data_batch_3"):
-        build_splits("cifar10", root, PRE)
+# ---------------------------------------------------------------- malformed trees
+def _append_line(path: Path, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line)
+
+
+def _replace_once(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
+def _truncate(path: Path, size: int) -> None:
+    path.write_bytes(path.read_bytes()[:size])
+
+
+#: (dataset, fixture images per class, how the tree is damaged, what the error must name)
+LAYOUT_PROBLEMS = {
+    "waterbirds missing column": ("waterbirds", 2, lambda r: _rewrite_csv(r / "metadata.csv", "place"),
+                                  r"lacks column\(s\) \['place'\]"),
+    "living17 missing class folder": ("living17", 1, lambda r: shutil.rmtree(r / "val" / "n9100010"), "n9100010"),
+    "living17 missing hierarchy file": ("living17", 1, lambda r: (r / "breeds" / "node_names.txt").unlink(),
+                                        "node_names.txt"),
+    "fmow missing images folder": ("fmow", 1, lambda r: shutil.rmtree(r / "images"), r"rgb_img_0\.png"),
+    "fmow unknown category": ("fmow", 1, lambda r: _replace_once(r / "rgb_metadata.csv", ",airport,", ",spaceport,"),
+                              "spaceport"),
+    "camelyon missing column": ("camelyon", 2, lambda r: _rewrite_csv(r / "metadata.csv", "center"), "center"),
+    "domainnet malformed line": ("domainnet", 1, lambda r: _append_line(r / "real_test_mini.txt", "real/x/y.jpg forty\n"),
+                                 "real_test_mini.txt"),
+    "cifar truncated batch": ("cifar10", 2, lambda r: _truncate(r / "cifar-10-batches-py" / "data_batch_3", 100),
+                              "data_batch_3"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(LAYOUT_PROBLEMS))
+def test_a_malformed_tree_fails_naming_the_problem(tmp_path, problem):
+    name, n_per_class, damage, message = LAYOUT_PROBLEMS[problem]
+    root = make_fixture(name, tmp_path, n_per_class=n_per_class)
+    damage(root)
+    with pytest.raises(DatasetLayoutError, match=message):
+        build_splits(name, root, PRE)

@@ -10,16 +10,15 @@ import torch
 import torch.multiprocessing as mp
 
 from deepnet.config import RunConfig
-from deepnet.data import make_fixture
 from deepnet.train import RESULT, build_inputs, seed_everything, train
+from tests.helpers import tiny_run_config
 
 WORLD = 2
 
 
 def _config(root: str) -> RunConfig:
     # 12 train images, global batch 4 (2 per rank) -> 3 optimizer steps per epoch, momentum SGD
-    return RunConfig(model="small_vit", dataset="waterbirds", method="sgd", lr=3e-2, epochs=2, batch_size=4,
-                     data_root=root, pretrained=False, num_workers=0, device="cpu")
+    return tiny_run_config(root, lr=3e-2, device="cpu")
 
 
 def _run(root: str, run_dir: str, weights_out: str) -> dict:
@@ -45,9 +44,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
-def test_two_process_gloo_run_matches_single_process(tmp_path):
-    root = str(make_fixture("waterbirds", tmp_path / "data", n_per_class=2, image_size=16))
+def test_two_process_gloo_run_matches_single_process(waterbirds_root, tmp_path):
+    root = waterbirds_root
     out = str(tmp_path)
     mp.spawn(_worker, args=(root, out, _free_port()), nprocs=WORLD, join=True)
     single = _run(root, str(tmp_path / "single"), str(tmp_path / "single.pt"))

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from deepnet.config import METHOD_OPTIONS, RunConfig
-from deepnet.data import make_fixture
 from deepnet.methods import ProbeData, fit_linear_probe, get_method
 from deepnet.methods.linear_probe import normalize_probe
 from deepnet.train import CHECKPOINT, train
+from tests.helpers import tiny_run_config
 
 
 def _blobs(rng, n, d=20, k=3, noise=3.0):
@@ -20,11 +20,6 @@ def _blobs(rng, n, d=20, k=3, noise=3.0):
     y = rng.integers(0, k, n)
     x = centers[y] + noise * rng.normal(size=(n, d)) + 10.0
     return x, y
-
-
-@pytest.fixture(scope="module")
-def waterbirds_root(tmp_path_factory):
-    return str(make_fixture("waterbirds", tmp_path_factory.mktemp("data"), n_per_class=2, image_size=16))
 
 
 def test_unset_options_keep_the_key_of_a_config_written_before_they_existed():
@@ -84,10 +79,9 @@ def test_normalize_probe_gives_the_fresh_heads_std_and_keeps_every_decision():
 
 
 def test_lp_ft_with_normalize_lp_starts_from_a_head_of_fresh_scale(waterbirds_root, tmp_path):
-    base = dict(model="small_vit", dataset="waterbirds", method="lp_ft", lr=1e-12, epochs=1, batch_size=4,
-                data_root=waterbirds_root, pretrained=False, num_workers=0, lp_scaling="global", lp_max_iter=50)
-    plain = train(RunConfig(**base), tmp_path / "plain", progress=False)
-    normed = train(RunConfig(**base, normalize_lp=True), tmp_path / "normed", progress=False,
+    base = dict(method="lp_ft", lr=1e-12, epochs=1, lp_scaling="global", lp_max_iter=50)
+    plain = train(tiny_run_config(waterbirds_root, **base), tmp_path / "plain", progress=False)
+    normed = train(tiny_run_config(waterbirds_root, **base, normalize_lp=True), tmp_path / "normed", progress=False,
                    keep_checkpoint=True)
     info = normed["stage_info"]
     assert (info["lp_scaling"], info["lp_max_iter"], info["normalize_lp"]) == ("global", 50, True)

@@ -207,7 +207,15 @@ def test_memory_cli_auto_device_without_gpu_is_meta(tmp_path, monkeypatch):
     assert row["device"] == "meta" and row["saved_activation_bytes"] is None and row["static_bytes"] > 0
 
 
-def test_distortion_cli_compares_run_checkpoints_with_the_pretrained_init(tmp_path, capsys, monkeypatch):
+def _heights(ax) -> list[float]:
+    return [bar.get_height() for bar in ax.patches]
+
+
+def _legend(ax) -> list[str]:
+    return ax.get_legend_handles_labels()[1]
+
+
+def test_distortion_cli_compares_run_checkpoints_with_the_pretrained_init(tmp_path, capsys, monkeypatch, saved_figures):
     """Two hand-made run checkpoints of effnet_lite0 (real weights ship offline, so DEEPNET_OFFLINE=1
     keeps them) on ``digits``: the unchanged one has zero distortion on every split, the one with a
     shifted BN bias does not."""
@@ -237,7 +245,10 @@ def test_distortion_cli_compares_run_checkpoints_with_the_pretrained_init(tmp_pa
     assert [r["split"] for r in unchanged] == ["id_test", *dataset_info("digits").ood_splits]
     assert all(r["mean"] == 0.0 and r["n"] == 8 for r in unchanged)
     assert moved and all(r["mean"] > 0.0 for r in moved)
-    assert (out / "distortion.png").stat().st_size > 1000
+    assert (out / "distortion.png").exists()
+    (ax,) = saved_figures[-1].axes
+    assert _heights(ax) == [r["mean"] for r in unchanged + moved]  # one bar per run and split
+    assert _legend(ax) == ["FT", "LP-FT"] and [t.get_text() for t in ax.get_xticklabels()] == [r["split"] for r in moved]
 
 
 def test_distortion_cli_refuses_random_weight_runs(tmp_path):
@@ -292,7 +303,7 @@ def test_throughput_counts_every_optimizer_step(monkeypatch):
     assert len(steps_taken) == 5
 
 
-def test_throughput_cli_names_the_device_and_writes_the_table(tmp_path, capsys):
+def test_throughput_cli_names_the_device_and_writes_the_table(tmp_path, capsys, saved_figures):
     from deepnet.measure.cli import main
     from common.io import read_json
 
@@ -305,7 +316,10 @@ def test_throughput_cli_names_the_device_and_writes_the_table(tmp_path, capsys):
     summary = read_json(tmp_path / "throughput_cpu_summary.json")
     assert summary["device_name"] == rows[0]["device_name"] and set(summary["images_per_s"]) == {
         "small_resnet/sgd", "small_resnet/sgd_freeze_embed"}
-    assert (tmp_path / "throughput_cpu.png").stat().st_size > 1000
+    assert (tmp_path / "throughput_cpu.png").exists()
+    (ax,) = saved_figures[-1].axes
+    assert _heights(ax) == [r["images_per_s"] for r in rows] and _legend(ax) == ["sgd", "sgd_freeze_embed"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["small_resnet"]
     with pytest.raises(SystemExit):
         main(["throughput", "--models", "small_resnet", "--device", "meta", "--out", str(tmp_path)])
 
@@ -336,9 +350,9 @@ def test_probehead_cli_fits_each_scaling_on_real_features(tmp_path, capsys, monk
     from deepnet.measure.cli import main
     from deepnet.methods import linear_probe
 
-    # one C instead of the paper's 50: the fits, not the grid, are under test
+    # one C instead of the paper's 50, and a short lbfgs: the fits, not the grid or convergence, are under test
     monkeypatch.setattr(linear_probe, "fit_linear_probe",
-                        functools.partial(linear_probe.fit_linear_probe, c_grid=(1.0,)))
+                        functools.partial(linear_probe.fit_linear_probe, c_grid=(1.0,), max_iter=50))
     main(["probehead", "--model", "small_resnet_fmnist_sgd", "--dataset", "digits", "--image-size", "28",
           "--batch-size", "16", "--out", str(tmp_path)])
     assert "backbone grad norm" in capsys.readouterr().out

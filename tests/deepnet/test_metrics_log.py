@@ -1,35 +1,23 @@
 """metrics.jsonl (per step, per evaluation, resume without duplicates) and ``python -m deepnet plot``."""
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 
 import pytest
 
 from deepnet.__main__ import main
-from deepnet.config import RunConfig
-from deepnet.data import make_fixture
 from deepnet.metrics_log import METRICS, read_metrics
 from deepnet.plot import find_runs, plot_runs
-from deepnet.train import RESULT, _Run, train
+from deepnet.train import RESULT, train
 from common.io import read_json
+from tests.helpers import killed_after_checkpoint, tiny_run_config
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return str(make_fixture("waterbirds", tmp_path_factory.mktemp("data"), n_per_class=2, image_size=16))
-
-
-def _cfg(root: str, **kw) -> RunConfig:
-    base = dict(model="small_vit", dataset="waterbirds", method="sgd", lr=1e-2, epochs=2, batch_size=4,
-                data_root=root, pretrained=False, num_workers=0)
-    return RunConfig(**{**base, **kw})
-
-
-def test_every_step_and_evaluation_is_logged_and_plotted(root, tmp_path, capsys):
+def test_every_step_and_evaluation_is_logged_and_plotted(waterbirds_root, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "--model", "small_vit", "--dataset", "waterbirds", "--method", "sgd", "--lr", "0.01",
-            "--data-root", root, "--no-pretrained", "--epochs", "2", "--batch-size", "4", "--num-workers", "0",
+            "--data-root", waterbirds_root, "--no-pretrained", "--epochs", "2", "--batch-size", "4", "--num-workers", "0",
             "--out", str(out), "--no-progress", "--eval-every", "2"]
     assert main(argv) == 0
     history = read_json(out / RESULT)["history"]
@@ -52,37 +40,33 @@ def test_every_step_and_evaluation_is_logged_and_plotted(root, tmp_path, capsys)
     (loss,) = axes["train loss"].get_lines()
     assert list(loss.get_xdata()) == list(range(1, 7))
     assert list(loss.get_ydata()) == [r["loss"] for r in steps]
-    assert loss.get_label() == _cfg(root).run_name()
+    assert loss.get_label() == tiny_run_config(waterbirds_root).run_name()
     (val,) = axes["id_val"].get_lines()
     assert list(val.get_ydata()) == [r["id_val"] for r in evals]
 
 
-def test_a_resumed_run_logs_each_step_once(root, tmp_path, monkeypatch):
-    cfg = _cfg(root)
+def _log_past_the_checkpoint(run_dir) -> None:
+    """A step logged after the checkpoint, then a torn line."""
+    with open(run_dir / METRICS, "a") as f:
+        f.write(json.dumps({"kind": "step", "step": 4, "epoch": 1, "loss": 9.0, "lr": 1.0}) + "\n{\"kind")
+
+
+def test_a_resumed_run_logs_each_step_once(waterbirds_root, tmp_path):
+    cfg = tiny_run_config(waterbirds_root)
     train(cfg, tmp_path / "full", progress=False)
-    original = _Run._save_checkpoint
-
-    def save_then_crash(self, next_epoch):
-        original(self, next_epoch)
-        with open(self.run_dir / METRICS, "a") as f:  # logged after the checkpoint, then a torn line
-            f.write(json.dumps({"kind": "step", "step": 4, "epoch": 1, "loss": 9.0, "lr": 1.0}) + "\n{\"kind")
-        raise KeyboardInterrupt("simulated preemption after epoch 0")
-
-    monkeypatch.setattr(_Run, "_save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "resumed", progress=False)
+    with killed_after_checkpoint(saves=1, on_kill=_log_past_the_checkpoint), pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed", progress=False)  # preempted after epoch 0
     assert [r["step"] for r in read_metrics(tmp_path / "resumed")[0]] == [1, 2, 3, 4]
-    monkeypatch.setattr(_Run, "_save_checkpoint", original)
     train(cfg, tmp_path / "resumed", progress=False)
     full, resumed = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "resumed")
     assert [r["step"] for r in resumed[0]] == list(range(1, 7)) and [r["step"] for r in resumed[1]] == [3, 6]
     assert [r["loss"] for r in resumed[0]] == pytest.approx([r["loss"] for r in full[0]])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard is installed")
-def test_tensorboard_without_the_package_is_one_clear_error(root, tmp_path, capsys):
+def test_tensorboard_without_the_package_is_one_clear_error(waterbirds_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
     argv = ["train", "--model", "small_vit", "--dataset", "waterbirds", "--method", "sgd", "--lr", "0.01",
-            "--data-root", root, "--no-pretrained", "--epochs", "1", "--num-workers", "0",
+            "--data-root", waterbirds_root, "--no-pretrained", "--epochs", "1", "--num-workers", "0",
             "--out", str(tmp_path / "run"), "--tensorboard"]
     assert main(argv) == 2
     assert "pip install tensorboard" in capsys.readouterr().err

@@ -41,7 +41,7 @@ def test_pretrain_rejects_bad_config():
         pretrain.balanced_subset(torch.arange(10).numpy() % 10, 15, 0)
 
 
-def test_memory_command_counts_optimizer_bytes(tmp_path):
+def test_memory_command_counts_optimizer_bytes(tmp_path, saved_figures):
     measure.main(["memory", "--models", "small_vit", "--methods", "sgd_no_momentum", "sgd", "adamw",
                       "sgd_freeze_embed", "--device", "cpu", "--out", str(tmp_path)])
     rows = {r["method"]: r for r in _rows(tmp_path / "memory_cpu.jsonl")}
@@ -50,10 +50,13 @@ def test_memory_command_counts_optimizer_bytes(tmp_path):
     assert rows["adamw"]["bytes_per_trainable_param"] == pytest.approx(16.0)
     assert rows["sgd_freeze_embed"]["num_trainable"] < rows["sgd"]["num_trainable"]
     assert rows["sgd"]["saved_activation_bytes"] > 0
-    assert (tmp_path / "memory_cpu.png").stat().st_size > 1000
+    assert (tmp_path / "memory_cpu.png").exists()
+    (ax,) = saved_figures[-1].axes
+    assert [bar.get_height() for bar in ax.patches] == pytest.approx([r["static_bytes"] / 2**30 for r in rows.values()])
+    assert ax.get_legend_handles_labels()[1] == list(rows)
 
 
-def test_gradnorms_command_on_real_digits(tmp_path):
+def test_gradnorms_command_on_real_digits(tmp_path, saved_figures):
     models = ["small_vit_fmnist_adamw", "small_resnet_fmnist_sgd"]
     measure.main(["gradnorms", "--models", *models, "--dataset", "digits", "--batches", "2",
                       "--batch-size", "16", "--image-size", "28", "--out", str(tmp_path)])
@@ -65,10 +68,16 @@ def test_gradnorms_command_on_real_digits(tmp_path):
     summary = json.loads((tmp_path / "gradnorms_summary.json").read_text())["summary"]
     s = summary[models[0]]["grad_norm"]
     assert s["ratio_to_max_middle"] == pytest.approx(s["embed"] / s["max_middle"])
-    assert (tmp_path / "gradnorms.png").stat().st_size > 1000
+    assert (tmp_path / "gradnorms.png").exists()
+    axes = saved_figures[-1].axes  # one row per normalization, one column per model
+    for j, model in enumerate(models):
+        mrows = [r for r in rows if r["model"] == model and r["label"] != "tokens"]
+        assert axes[j].get_title() == model
+        assert [tuple(c.get_offsets()[0]) for c in axes[j].collections] == [
+            (float(x), r["grad_norm"]) for x, r in enumerate(mrows)]
 
 
-def test_distortion_command_on_real_digits(tmp_path, monkeypatch):
+def test_distortion_command_on_real_digits(tmp_path, monkeypatch, saved_figures):
     """FT and LP-FT for 3 steps on 64 random examples of each split at 16 px, 2 eval batches."""
     monkeypatch.setenv("DEEPNET_OFFLINE", "1")  # must not switch off the shipped checkpoint
     measure.main(["distortion", "--model", "small_resnet_fmnist_adamw", "--dataset", "digits",
@@ -84,10 +93,12 @@ def test_distortion_command_on_real_digits(tmp_path, monkeypatch):
     for method in ("sgd", "lp_ft"):
         run = summary["runs"][method]
         assert run["status"] == "ok" and (tmp_path / "runs" / run["run_dir"] / "checkpoint.pt").exists()
-    assert (tmp_path / "distortion.png").stat().st_size > 1000
+    assert (tmp_path / "distortion.png").exists()
+    (ax,) = saved_figures[-1].axes
+    assert [bar.get_height() for bar in ax.patches] == [r["mean"] for r in rows]  # rows: run-major, by split
+    assert ax.get_legend_handles_labels()[1] == ["FT", "LP-FT"]
 
 
-@pytest.mark.skipif(not (RESULTS / "sweeps").exists(), reason="no committed sweep results yet")
 def test_committed_sweep_results_are_complete_records():
     files = sorted((RESULTS / "sweeps").glob("*.jsonl"))
     assert files

@@ -17,9 +17,9 @@ from deepnet.data import DATASETS
 from deepnet.methods import METHODS
 from deepnet.models import MODELS
 from deepnet.plugins import PluginError, import_plugin, load_entry_points, resolve_plugin
-from deepnet.sweep import run_sweep
+from deepnet.sweep import launchers, run_sweep
 
-from tests.deepnet.test_user_data import make_folder
+from tests.helpers import make_folder
 
 # Submitit unpickles jobs in a fresh process: ship this module's functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -119,13 +119,14 @@ def test_entry_point_group_is_loaded(tmp_path, monkeypatch, unregister, capsys):
     sys.modules.pop("ep_plugin_mod")
 
 
-def test_plugin_model_and_folder_dataset_reach_cpu_workers(tmp_path, unregister):
+def test_plugin_model_and_folder_dataset_reach_cpu_workers(tmp_path, monkeypatch, unregister):
     """Each of two worker processes trains one run; only the run that carries the plugin knows the
     plugin's model (the main process has it imported, so a sequential sweep would not tell)."""
+    monkeypatch.setattr(launchers, "POLL_S", 0.2)
     unregister += ["plugin_tiny_c", "shift"]
     path = write_plugin(tmp_path / "tiny_c.py", MODEL_PLUGIN, "plugin_tiny_c")
     import_plugin(str(path))
-    data = make_folder(tmp_path / "data", per_class=2)
+    data = make_folder(tmp_path / "data", per_class=1)
     common = dict(model="plugin_tiny_c", dataset="shift", method="sgd", epochs=1, batch_size=4, num_workers=0,
                   device="cpu", data_root=str(data), dataset_kind="folder", augment="flip")
     carried = RunConfig(lr=0.01, plugins=[str(path)], **common)
@@ -174,7 +175,6 @@ def test_plugins_reach_slurm_tasks(tmp_path, monkeypatch, unregister):
     """A Slurm launcher task (submitit's local cluster: a fresh process, as on a node) builds the
     plugin's model and the folder dataset from what its RunConfig carries."""
     from common.io import read_json
-    from deepnet.sweep import launchers
 
     monkeypatch.setattr(launchers, "POLL_S", 0.2)
     unregister += ["plugin_tiny_e", "shift_e"]

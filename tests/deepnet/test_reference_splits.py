@@ -127,6 +127,14 @@ def _wilds_root(tmp_path: Path, fixture: Path, folder: str) -> Path:
     return root
 
 
+def _reference_and_ours(tmp_path: Path, name: str, n_per_class: int, module: str, cls: str, folder: str):
+    """Our fixture tree of ``name``, the WILDS dataset ``module.cls`` read from it (``folder`` in the
+    WILDS root) and our splits of it, without training augmentation."""
+    fixture = make_fixture(name, tmp_path, n_per_class=n_per_class, image_size=4)
+    ref = getattr(_require(module), cls)(root_dir=str(_wilds_root(tmp_path, fixture, folder)), download=False)
+    return fixture, ref, build_splits(name, fixture, PRE, train_augment=False)
+
+
 def _assert_same_items(ours, files: list[Path], labels: np.ndarray, split: str) -> None:
     assert [Path(f).resolve() for f in ours.files] == [Path(f).resolve() for f in files], f"{split}: files"
     assert ours.labels.tolist() == np.asarray(labels).tolist(), f"{split}: labels"
@@ -134,10 +142,8 @@ def _assert_same_items(ours, files: list[Path], labels: np.ndarray, split: str) 
 
 @pytest.mark.parametrize("n_per_class", [1, 2])
 def test_fmow_splits_equal_wilds_fmow(tmp_path, n_per_class):
-    FMoWDataset = _require("wilds.datasets.fmow_dataset").FMoWDataset
-    fixture = make_fixture("fmow", tmp_path, n_per_class=n_per_class, image_size=4)
-    ref = FMoWDataset(root_dir=str(_wilds_root(tmp_path, fixture, "fmow_v1.1")), download=False)
-    ours = build_splits("fmow", fixture, PRE, train_augment=False)
+    fixture, ref, ours = _reference_and_ours(tmp_path, "fmow", n_per_class, "wilds.datasets.fmow_dataset",
+                                             "FMoWDataset", "fmow_v1.1")
     region_names = ref._metadata_map["region"]
     region_col = ref.metadata_fields.index("region")
     for our_split, ref_split in (("train", "train"), ("id_val", "id_val"), ("id_test", "id_test"),
@@ -156,10 +162,8 @@ def test_fmow_splits_equal_wilds_fmow(tmp_path, n_per_class):
 
 @pytest.mark.parametrize("n_per_class", [1, 3])
 def test_camelyon_splits_equal_wilds_camelyon17(tmp_path, n_per_class):
-    Camelyon17Dataset = _require("wilds.datasets.camelyon17_dataset").Camelyon17Dataset
-    fixture = make_fixture("camelyon", tmp_path, n_per_class=n_per_class, image_size=4)
-    ref = Camelyon17Dataset(root_dir=str(_wilds_root(tmp_path, fixture, "camelyon17_v1.0")), download=False)
-    ours = build_splits("camelyon", fixture, PRE, train_augment=False)
+    _, ref, ours = _reference_and_ours(tmp_path, "camelyon", n_per_class, "wilds.datasets.camelyon17_dataset",
+                                       "Camelyon17Dataset", "camelyon17_v1.0")
     hospital_col = ref.metadata_fields.index("hospital")
     # WILDS has no ID test split for Camelyon: our id_test is its id_val
     for our_split, ref_split in (("train", "train"), ("id_val", "id_val"), ("id_test", "id_val"),

@@ -9,10 +9,10 @@ from torch import nn
 
 from deepnet.__main__ import build_parser, config_from_args
 from deepnet.config import SPEED_OPTIONS, RunConfig
-from deepnet.data import make_fixture
 from deepnet.methods import get_method
 from deepnet.models import create_model
 from deepnet.train import float32_matmul_precision, train
+from tests.helpers import tiny_run_config
 
 # RunConfig("clip_vit_b16", "living17", "sgd", 3e-4).key() before the speed options existed
 KEY_BEFORE_SPEED_OPTIONS = "42e1079e7aedad89"
@@ -63,7 +63,7 @@ def test_float32_matmul_precision_is_restored():
     assert torch.get_float32_matmul_precision() == before
 
 
-def test_a_run_with_every_speed_option_trains(tmp_path, monkeypatch):
+def test_a_run_with_every_speed_option_trains(waterbirds_root, tmp_path, monkeypatch):
     """torch.compile with the "eager" backend (inductor's code generation takes minutes on a CPU)."""
     compiled, precision, loaders, fused = [], [], [], []
     real_compile = nn.Module.compile
@@ -88,10 +88,8 @@ def test_a_run_with_every_speed_option_trains(tmp_path, monkeypatch):
     monkeypatch.setattr(nn.Module, "compile", eager_compile)
     monkeypatch.setattr(torch.utils.data.DataLoader, "__init__", recording_loader_init)
     monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
-    root = str(make_fixture("waterbirds", tmp_path / "data", n_per_class=2, image_size=16))
-    cfg = RunConfig(model="small_vit", dataset="waterbirds", method="sgd", lr=1e-2, epochs=2, batch_size=4,
-                    data_root=root, pretrained=False, num_workers=1, device="cpu", compile=True,
-                    fused_optimizer=True, tf32=True, persistent_workers=True)
+    cfg = tiny_run_config(waterbirds_root, epochs=1, num_workers=1, device="cpu", compile=True, fused_optimizer=True, tf32=True,
+                          persistent_workers=True)
     record = train(cfg, tmp_path / "run", progress=False)
     assert record["status"] == "ok" and record["config"]["compile"] is True
     assert compiled == ["Classifier"] and True in loaders

@@ -75,7 +75,7 @@ def test_models_command_lists_every_registered_model(capsys):
 
 def test_datasets_and_methods_list_the_registries(capsys, tmp_path):
     from deepnet.methods import METHODS
-    from tests.deepnet.test_user_data import make_folder
+    from tests.helpers import make_folder
 
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out

@@ -10,24 +10,13 @@ import torch
 
 from deepnet.__main__ import main
 from deepnet.config import RunConfig
-from deepnet.data import make_fixture
 from deepnet.evaluate import metrics_from_counts
 from common.io import append_jsonl, read_json, read_jsonl, write_json
-from deepnet.train import CHECKPOINT, RESULT, _Run, train
+from deepnet.train import CHECKPOINT, RESULT, train
+from tests.helpers import killed_after_checkpoint, tiny_run_config
 
 CONTRACT_KEYS = {"config", "status", "best_epoch", "metrics", "history", "commit", "data", "env", "time_s"}
 METRIC_KEYS = {"id_val", "id_test", "ood", "ood_avg", "worst_group"}
-
-
-@pytest.fixture(scope="module")
-def waterbirds_root(tmp_path_factory):
-    return str(make_fixture("waterbirds", tmp_path_factory.mktemp("data"), n_per_class=2, image_size=16))
-
-
-def _cfg(root: str, **kw) -> RunConfig:
-    base = dict(model="small_vit", dataset="waterbirds", method="sgd", lr=1e-2, epochs=2, batch_size=4,
-                data_root=root, pretrained=False, num_workers=0)
-    return RunConfig(**{**base, **kw})
 
 
 def test_cli_run_writes_the_contract_record_and_a_rerun_returns_it(waterbirds_root, tmp_path, capsys):
@@ -54,26 +43,17 @@ def test_cli_run_writes_the_contract_record_and_a_rerun_returns_it(waterbirds_ro
     assert main(argv) == 0 and read_json(out / RESULT) == record  # finished: returned, not retrained
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(waterbirds_root, tmp_path, monkeypatch):
-    cfg = _cfg(waterbirds_root, method="sgd")  # momentum: the optimizer state must survive too
+def test_resume_after_interruption_matches_an_uninterrupted_run(waterbirds_root, tmp_path):
+    cfg = tiny_run_config(waterbirds_root, method="sgd")  # momentum: the optimizer state must survive too
     full = train(cfg, tmp_path / "full", progress=False, keep_checkpoint=True)
-
-    original = _Run._save_checkpoint
-
-    def save_then_crash(self, next_epoch):
-        original(self, next_epoch)
-        raise KeyboardInterrupt("simulated preemption after epoch 0")
-
-    monkeypatch.setattr(_Run, "_save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_checkpoint(saves=1), pytest.raises(KeyboardInterrupt):  # preempted after epoch 0
         train(cfg, tmp_path / "resumed", progress=False, keep_checkpoint=True)
     assert torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)["epoch"] == 1
-    monkeypatch.setattr(_Run, "_save_checkpoint", original)
     # resuming elsewhere may change execution-only fields (device, workers, data location)
     moved = RunConfig.from_dict({**cfg.to_dict(), "device": "cpu", "data_root": str(Path(waterbirds_root).parent)})
     resumed = train(moved, tmp_path / "resumed", progress=False, keep_checkpoint=True)
     with pytest.raises(ValueError, match="different config"):
-        train(_cfg(waterbirds_root, lr=0.5), tmp_path / "resumed", progress=False)
+        train(tiny_run_config(waterbirds_root, lr=0.5), tmp_path / "resumed", progress=False)
 
     a = torch.load(tmp_path / "full" / CHECKPOINT, weights_only=False)
     b = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)
@@ -88,7 +68,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(waterbirds_root,
 def test_gradient_accumulation_matches_the_full_batch(waterbirds_root, tmp_path):
     runs = {}
     for accum in (1, 2):
-        cfg = _cfg(waterbirds_root, epochs=1, grad_accum=accum, max_train_steps=2)
+        cfg = tiny_run_config(waterbirds_root, epochs=1, grad_accum=accum, max_train_steps=2)
         train(cfg, tmp_path / str(accum), progress=False, keep_checkpoint=True)
         runs[accum] = torch.load(tmp_path / str(accum) / CHECKPOINT, weights_only=False)["model"]
     for name, w in runs[1].items():
@@ -96,7 +76,7 @@ def test_gradient_accumulation_matches_the_full_batch(waterbirds_root, tmp_path)
 
 
 def test_a_diverging_run_is_recorded_not_raised(waterbirds_root, tmp_path):
-    record = train(_cfg(waterbirds_root, lr=1e12, epochs=1), tmp_path / "run", progress=False)
+    record = train(tiny_run_config(waterbirds_root, lr=1e12, epochs=1), tmp_path / "run", progress=False)
     assert record["status"] == "diverged"
     assert read_json(tmp_path / "run" / RESULT)["status"] == "diverged"
     assert record["history"] == [] and record["best_epoch"] is None
@@ -104,7 +84,7 @@ def test_a_diverging_run_is_recorded_not_raised(waterbirds_root, tmp_path):
 
 
 def test_linear_probe_run_records_its_stage(waterbirds_root, tmp_path):
-    record = train(_cfg(waterbirds_root, method="lp", lr=1.0), tmp_path / "run", progress=False)
+    record = train(tiny_run_config(waterbirds_root, method="lp", lr=1.0), tmp_path / "run", progress=False)
     assert record["status"] == "ok" and len(record["history"]) == 1 and record["best_epoch"] == 0
     assert record["stage_info"]["lp_id_val"] == pytest.approx(record["metrics"]["id_val"])
     assert 1e-7 <= record["stage_info"]["lp_C"] <= 1e2
@@ -114,14 +94,14 @@ def test_lp_ft_fine_tuning_starts_from_the_probe_predictions(waterbirds_root, tm
     """The FT stage of LP-FT starts from the probe exactly: with a negligible learning rate
     (1e-12 times gradients of order 1e2 moves no float32 weight), the run's ID-val accuracy is the
     probe's own ID-val accuracy recorded by the LP stage."""
-    record = train(_cfg(waterbirds_root, method="lp_ft", lr=1e-12, epochs=1), tmp_path / "run", progress=False)
+    record = train(tiny_run_config(waterbirds_root, method="lp_ft", lr=1e-12, epochs=1), tmp_path / "run", progress=False)
     assert record["status"] == "ok"
     assert record["metrics"]["id_val"] == pytest.approx(record["stage_info"]["lp_id_val"], abs=1e-12)
 
 
 def test_bad_batch_split_is_a_clear_error(waterbirds_root, tmp_path):
     with pytest.raises(ValueError, match="divisible by grad_accum"):
-        train(_cfg(waterbirds_root, batch_size=5, grad_accum=2), tmp_path / "run", progress=False)
+        train(tiny_run_config(waterbirds_root, batch_size=5, grad_accum=2), tmp_path / "run", progress=False)
 
 
 def test_data_root_may_hold_one_directory_per_dataset(tmp_path):

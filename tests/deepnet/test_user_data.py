@@ -16,27 +16,10 @@ from deepnet.config import RunConfig
 from deepnet.data import DATASETS, CorruptImageError, DatasetLayoutError, build_splits, register_user_dataset
 from deepnet.data.user import sorted_classes
 from deepnet.sweep import SpecError, parse_spec
+from tests.helpers import make_folder, write_image
 
-SPLITS = ("train", "id_val", "id_test", "ood_sketch", "ood_night")
 PREPROCESS = SimpleNamespace(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=(16, 16),
                              interpolation="bilinear", crop_pct=0.8)
-
-
-def write_image(path: Path, seed: int, size=(20, 14)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return path
-
-
-def make_folder(root: Path, classes=("cat", "dog"), per_class=2, splits=SPLITS) -> Path:
-    seed = 0
-    for split in splits:
-        for c in classes:
-            for i in range(per_class):
-                seed += 1
-                write_image(root / split / c / f"{i}.png", seed)
-    return root
 
 
 @pytest.fixture
@@ -185,21 +168,28 @@ def test_unreadable_image_after_registration_names_the_file(tmp_path, name):
         ds[ds.files.index(bad)]
 
 
-def test_csv_and_npz_problems_are_named(tmp_path, name):
+CSV_PROBLEMS = {
+    "missing image": ("path,label,split\na.png,x,train\nmissing.png,x,id_val\n",
+                      r"t.csv line 3: missing image file .*missing.png"),
+    "unknown split": ("path,label,split\na.png,x,train\na.png,x,validation\n", r"line 3: split 'validation' is not"),
+    "label outside train": ("path,label,split\na.png,x,train\na.png,x,id_val\na.png,x,id_test\na.png,y,ood_a\n",
+                            r"a.png \(.*t.csv line 5\): label 'y' of split 'ood_a'"),
+    "no path column": ("file,label,split\n", r"lacks column\(s\) \['path'\]"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(CSV_PROBLEMS))
+def test_csv_problems_are_named(tmp_path, name, problem):
+    text, message = CSV_PROBLEMS[problem]
     write_image(tmp_path / "a.png", 0)
     table = tmp_path / "t.csv"
-    table.write_text("path,label,split\na.png,x,train\nmissing.png,x,id_val\n")
-    with pytest.raises(DatasetLayoutError, match=r"t.csv line 3: missing image file .*missing.png"):
+    table.write_text(text)
+    with pytest.raises(DatasetLayoutError, match=message):
         register_user_dataset(name, "csv", table)
-    table.write_text("path,label,split\na.png,x,train\na.png,x,validation\n")
-    with pytest.raises(DatasetLayoutError, match=r"line 3: split 'validation' is not"):
-        register_user_dataset(name, "csv", table)
-    table.write_text("path,label,split\na.png,x,train\na.png,x,id_val\na.png,x,id_test\na.png,y,ood_a\n")
-    with pytest.raises(DatasetLayoutError, match=r"a.png \(.*t.csv line 5\): label 'y' of split 'ood_a'"):
-        register_user_dataset(name, "csv", table)
-    table.write_text("file,label,split\n")
-    with pytest.raises(DatasetLayoutError, match=r"lacks column\(s\) \['path'\]"):
-        register_user_dataset(name, "csv", table)
+    assert name not in DATASETS
+
+
+def test_npz_and_kind_problems_are_named(tmp_path, name):
     npz = tmp_path / "d.npz"
     np.savez(npz, train_images=np.zeros((2, 4, 4), np.float32), train_labels=np.array([0, 1]))
     with pytest.raises(DatasetLayoutError, match="train_images must be uint8"):

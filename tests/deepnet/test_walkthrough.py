@@ -14,9 +14,10 @@ from deepnet.__main__ import main
 from deepnet.data import DATASETS
 from deepnet.methods import METHODS
 from deepnet.plot import find_runs, plot_runs
+from deepnet.sweep import launchers
 from common.io import read_jsonl
 
-from tests.deepnet.test_user_data import make_folder
+from tests.helpers import make_folder
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -45,7 +46,8 @@ def test_readme_walkthrough_runs_as_written(tmp_path, monkeypatch, registries, c
     monkeypatch.chdir(tmp_path)
     Path("my_plugin.py").write_text(plugin)
     Path("my_shift.toml").write_text(spec)
-    make_folder(Path("data/my_shift"), classes=("cat", "dog"), per_class=3)
+    make_folder(Path("data/my_shift"), classes=("cat", "dog"), per_class=2)
+    monkeypatch.setattr(launchers, "POLL_S", 0.2)  # the sweep's check on its workers
     lines = [line.split("#")[0].strip() for line in commands.splitlines() if line.strip()]
     assert 1 <= len(lines) <= 5 and all(line.startswith("python -m deepnet ") for line in lines)
 

@@ -8,7 +8,7 @@ import pytest
 
 from experiments import ledger
 from experiments.report import console_table, markdown_report, write_reports
-from tests.experiments.conftest import RUNS, seeded_records, write_jsonl
+from tests.helpers import RUNS, seeded_records, write_jsonl
 from theory.verdict import ClaimResult
 
 CLAIMS = [f"C{i}" for i in range(1, 14)]

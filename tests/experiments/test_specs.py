@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from deepnet.sweep.spec import SpecError, load_spec
 from experiments.paper.tables import table_ids
 
-spec_module = pytest.importorskip("deepnet.sweep.spec")
 SPEC_DIR = Path(__file__).resolve().parents[2] / "experiments" / "specs"
 SPECS = sorted(SPEC_DIR.glob("*.toml"))
 
@@ -19,7 +19,7 @@ def test_there_are_specs_for_the_papers_tables():
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_spec_loads_and_expands(path):
-    spec = spec_module.load_spec(path)
+    spec = load_spec(path)
     assert spec.name == path.stem
     assert spec.expand(), f"{path.name} expands to no run"
     known = set(table_ids())
@@ -29,5 +29,5 @@ def test_spec_loads_and_expands(path):
 def test_bad_spec_fails_with_known_names(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "bad"\nmodels = ["no_such_model"]\ndatasets = ["digits"]\nmethods = ["sgd"]\n')
-    with pytest.raises(spec_module.SpecError, match="known models"):
-        spec_module.load_spec(bad)
+    with pytest.raises(SpecError, match="known models"):
+        load_spec(bad)

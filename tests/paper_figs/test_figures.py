@@ -1,18 +1,20 @@
-"""Each figure script writes a non-empty image from the paper's numbers and from a synthetic results
-file; tables render to markdown and LaTeX with the best entries bold."""
+"""Each figure script draws the paper's numbers and a synthetic results file's (checked on the
+plotted data) and writes them as PNG and PDF; tables render to markdown and LaTeX with the best
+entries bold."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from experiments.paper.tables import load_table
-from paper_figs import fig1b, grad_norms, intervals, lpft_bars, theory_figs
+from paper_figs import fig1b, grad_norms, intervals, lpft_bars, style, theory_figs
 from paper_figs.build import FIGURES, build_figures
-from paper_figs.ours import cell_groups
+from paper_figs.ours import cell_groups, claim_results
 from paper_figs.tables import best_cells, to_latex, to_markdown
-from tests.experiments.conftest import seeded_records, write_jsonl
+from tests.helpers import seeded_records, write_jsonl
 
 PNG_MAGIC = b"\x89PNG"
 PDF_MAGIC = b"%PDF"
@@ -33,14 +35,27 @@ def results(tmp_path: Path) -> list[Path]:
     return [res]
 
 
-def _is_png(path: Path) -> bool:
-    return path.stat().st_size > 1000 and path.read_bytes()[:4] == PNG_MAGIC
-
-
 def _is_png_and_pdf(paths: list[Path]) -> bool:
     """Every figure is written twice: ``.png`` and ``.pdf`` of one stem."""
     png, pdf = paths
-    return _is_png(png) and pdf == png.with_suffix(".pdf") and pdf.read_bytes()[:4] == PDF_MAGIC
+    return (png.suffix == ".png" and png.read_bytes()[:4] == PNG_MAGIC
+            and pdf == png.with_suffix(".pdf") and pdf.read_bytes()[:4] == PDF_MAGIC)
+
+
+def _panels(fig) -> list:
+    """The axes a figure shows (left-over grid cells are switched off)."""
+    return [ax for ax in fig.axes if ax.axison]
+
+
+def _heights(ax) -> list[float]:
+    return [bar.get_height() for bar in ax.patches]
+
+
+@pytest.fixture
+def small_theory_problems(monkeypatch):
+    """The theory figures on small problems and a short horizon: what they draw, not the theory, is under test."""
+    monkeypatch.setattr(theory_figs, "PROBLEM", dict(d=8, k=2, n=4))
+    monkeypatch.setattr(theory_figs, "T_MAX", 20.0)
 
 
 @pytest.mark.parametrize("make", [fig1b.make, lpft_bars.make, grad_norms.make], ids=["fig1b", "lpft_bars", "grad_norms"])
@@ -49,10 +64,44 @@ def test_figure_from_paper_only_and_with_ours(make, tmp_path, results):
     assert _is_png_and_pdf(make(tmp_path / "ours", results=results))
 
 
-def test_every_figure_is_also_a_pdf(tmp_path, results):
+def test_every_figure_is_also_a_pdf(tmp_path, results, small_theory_problems):
     written = build_figures([n for n in FIGURES.names() if "tables" not in n], tmp_path, results=results, progress=False)
     pngs = {p.with_suffix("") for p in written if p.suffix == ".png"}
     assert pngs and pngs == {p.with_suffix("") for p in written if p.suffix == ".pdf"}
+
+
+def test_fig1b_draws_the_paper_values_then_each_cells_best_runs(results):
+    paper = fig1b.paper_values()
+    (alone,) = _panels(fig1b.figure(results=[]))
+    assert _heights(alone) == pytest.approx([paper[m][s] for m in paper for s in ("id", "ood")])
+    assert alone.get_legend_handles_labels()[1] == [style.label(m) for m in paper]
+    first, *cells = _panels(fig1b.figure(results=results))
+    assert _heights(first) == _heights(alone)
+    assert [ax.get_title().split("\n")[0] for ax in cells] == ["ours: small_resnet, digits", "ours: small_vit, digits"]
+    rows = cell_groups(results)[("small_vit", "digits")]
+    methods = sorted(rows, key=style.order)
+    assert _heights(cells[1]) == pytest.approx([100 * rows[m][k] for m in methods for k in ("id_test_mean", "ood_avg_mean")])
+    assert "90% interval, 3 seeds" in cells[1].get_title()
+
+
+def test_lpft_bars_draw_the_slides_and_our_sgd_as_ft(results):
+    paper = lpft_bars.paper_values()
+    first, _, ours = _panels(lpft_bars.figure(results=results))
+    assert _heights(first) == pytest.approx([paper[m][s] for m in ("ft", "lp", "lp_ft") for s in ("id", "ood")])
+    assert first.get_legend_handles_labels()[1] == ours.get_legend_handles_labels()[1] == ["FT", "LP", "LP-FT"]
+    assert ours.get_legend() is None  # one legend for our cells: on the first
+    rows = cell_groups(results)[("small_vit", "digits")]
+    assert _heights(ours) == pytest.approx([100 * rows[m][k] for m in ("sgd", "lp", "lp_ft")
+                                            for k in ("id_test_mean", "ood_avg_mean")])
+
+
+@pytest.mark.parametrize("normalization, expected", [("raw", [5.0, 1.0, 0.8, 9.0]), ("param_norm", [2.5, 0.5, 0.4])])
+def test_grad_norms_plot_one_point_per_layer_group(results, normalization, expected):
+    paper, ours = _panels(grad_norms.figure(results=results, normalization=normalization))
+    assert len(paper.patches) == 4 and [t.get_text() for t in paper.get_xticklabels()] == ["SGD-pretrained", "AdamW-pretrained"]
+    points = [tuple(c.get_offsets()[0]) for c in ours.collections]
+    assert points == [(float(i), y) for i, y in enumerate(expected)]  # the head only in the raw panel
+    assert ours.get_title() == "ours: small_vit\non digits" and ours.get_yscale() == "log"
 
 
 def test_our_panels_are_per_cell_with_90_percent_intervals(results):
@@ -65,7 +114,17 @@ def test_our_panels_are_per_cell_with_90_percent_intervals(results):
 
 def test_ours_intervals_figure_shows_each_claims_cells(tmp_path, results):
     assert _is_png_and_pdf(intervals.make(tmp_path, results=results))
-    assert intervals.make(tmp_path / "none", results=[]) == []
+    assert intervals.make(tmp_path / "none", results=[]) == [] and intervals.figure(results=[]) is None
+    panels = [(spec, res) for spec, res in claim_results(results) if any(c.half != 0.0 for c in getattr(res, "cells", []))]
+    fig = intervals.figure(results=results)
+    assert panels and len(fig.axes) == len(panels)
+    for ax, (spec, res) in zip(fig.axes, panels):
+        cells = [c for c in res.cells if c.half != 0.0]
+        assert [t.get_text() for t in ax.get_yticklabels()] == [f"{c.comparison} {c.cell}" for c in cells]
+        markers = [line for line in ax.lines if line.get_marker() == "o"]
+        assert [float(line.get_xdata()[0]) for line in markers] == pytest.approx([c.diff for c in cells])
+        assert [line.get_color() for line in markers] == [intervals.VERDICT_COLORS[c.verdict] for c in cells]
+        assert ax.get_title(loc="left").startswith(f"{spec['id']}: {res.verdict} (")
 
 
 def test_paper_figs_reaches_our_runs_only_through_experiments():
@@ -80,8 +139,14 @@ def test_fig1b_paper_values_add_the_printed_gains():
     assert vals["sgd_freeze_embed_no_momentum"]["ood"] == pytest.approx(76.9)
 
 
-def test_theory_figure(tmp_path):
+def test_theory_figure(tmp_path, small_theory_problems):
     assert _is_png_and_pdf(theory_figs.ood_over_time(tmp_path))
+    (ax,) = theory_figs.ood_over_time_figure().axes
+    assert [line.get_label() for line in ax.get_lines()] == ["LP", "FT", "LP-FT"]
+    for line in ax.get_lines():
+        t, loss = line.get_xdata(), line.get_ydata()
+        assert len(t) == len(loss) == 60 and t[0] == 0.0 and t[-1] == pytest.approx(theory_figs.T_MAX)
+        assert np.all(np.isfinite(loss)) and np.all(loss > 0)
 
 
 def test_tables_bold_the_best_entry_per_group():

@@ -9,7 +9,7 @@ import pytest
 
 from experiments import ledger
 from experiments.__main__ import main
-from tests.experiments.conftest import seeded_records, write_jsonl
+from tests.helpers import seeded_records, write_jsonl
 
 
 @pytest.fixture

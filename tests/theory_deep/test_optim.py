@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import timm.optim
 import torch
 
 from theory.optim import OPTIMIZERS, make_optimizer
@@ -115,14 +116,13 @@ TIMM_CASES = [
 
 @pytest.mark.parametrize("name,timm_name,hp", TIMM_CASES)
 def test_layerwise_rules_match_timm_always_adapt(name, timm_name, hp):
-    timm_optim = pytest.importorskip("timm.optim")
     extra = {"always_adapt": True, "foreach": False}
     if timm_name == "Lamb":
         extra["max_grad_norm"] = None
     params = _params(3)
     tparams = [torch.tensor(p.copy(), requires_grad=True) for p in params]
     opt = make_optimizer(name, params, lr=0.05, **hp)
-    topt = getattr(timm_optim, timm_name)(tparams, lr=0.05, **hp, **extra)
+    topt = getattr(timm.optim, timm_name)(tparams, lr=0.05, **hp, **extra)
     _assert_same_trajectory(opt, topt, params, tparams, steps=6)
 
 
