@@ -30,7 +30,7 @@ from scipy import stats
 from deepnet.config import EXECUTION_ONLY, METHOD_OPTIONS, RunConfig  # EXECUTION_ONLY: never a separate cell
 from common.io import read_json, read_jsonl
 from deepnet.metrics_log import METRICS
-from deepnet.sweep.runner import DONE_FILE, RESULT_FILE
+from deepnet.run_files import DONE_MARKER, RESULT
 from deepnet.sweep.states import DIVERGED
 
 SELECTIONS = ("per_seed", "mean")
@@ -86,7 +86,7 @@ def load_records(paths: str | Path | Iterable[str | Path], strict: bool = False)
             found += [(file, read_jsonl(file, strict=strict)) for file in sorted(path.rglob("*.jsonl"))
                       if file.name != METRICS]  # a run's curves, not result records
             found += [(result, _read_result(result, strict)) for result in
-                      (done.with_name(RESULT_FILE) for done in sorted(path.rglob(DONE_FILE)))]
+                      (done.with_name(RESULT) for done in sorted(path.rglob(DONE_MARKER)))]
         elif path.is_file():
             found.append((path, read_jsonl(path, strict=strict)))
         else:

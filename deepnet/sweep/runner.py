@@ -42,17 +42,10 @@ from typing import Any, Callable
 from common.io import (LockHeld, append_jsonl, is_held, move_aside, owned, read_json, remove_stale_temps,
                        write_json, write_text)
 from deepnet.config import RunConfig
+from deepnet.run_files import (CHECKPOINT, CONFIG, CORRUPT_SUFFIX, DONE_MARKER, ERROR, LOCK, PREVIOUS_SUFFIX, RESULT,
+                               SWEEP_RESULTS)
 from deepnet.sweep.states import BUSY, DONE, FAILED, INTERRUPTED, NEW, OK, SECONDARY, SKIPPED
 
-CONFIG_FILE = "config.json"
-RESULT_FILE = "result.json"
-ERROR_FILE = "error.txt"
-DONE_FILE = "done"
-CHECKPOINT_FILE = "checkpoint.pt"
-PREVIOUS_CHECKPOINT_FILE = "checkpoint.pt.prev"  # the trainer keeps the checkpoint before the last
-LOCK_FILE = "lock"
-RESULTS_FILE = "results.jsonl"
-CORRUPT_SUFFIX = ".corrupt"
 WATCH_S = 0.5  # how often a worker checks that its sweep process still lives
 
 TrainFn = Callable[..., dict]  # train(cfg: RunConfig, run_dir: Path, progress: bool) -> record
@@ -85,11 +78,11 @@ def run_state(root: str | Path, cfg: RunConfig) -> str:
     """``done``, ``interrupted`` (a checkpoint or result exists, not done), ``failed`` (last try
     raised) or ``new``."""
     run_dir = run_dir_of(root, cfg)
-    if (run_dir / DONE_FILE).exists():
+    if (run_dir / DONE_MARKER).exists():
         return DONE
-    if (run_dir / ERROR_FILE).exists():
+    if (run_dir / ERROR).exists():
         return FAILED
-    if any((run_dir / name).exists() for name in (CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE, RESULT_FILE)):
+    if any((run_dir / name).exists() for name in (CHECKPOINT, CHECKPOINT + PREVIOUS_SUFFIX, RESULT)):
         return INTERRUPTED
     return NEW
 
@@ -116,7 +109,7 @@ def run_one(
     """
     run_dir = run_dir_of(root, cfg)
     outcome = RunOutcome(name=cfg.run_name(), key=cfg.key(), status=SKIPPED, run_dir=str(run_dir))
-    if (run_dir / DONE_FILE).exists():
+    if (run_dir / DONE_MARKER).exists():
         return outcome
     if not main_process:
         if _train(cfg, run_dir, train_fn, progress, outcome, main_process=False):
@@ -124,16 +117,16 @@ def run_one(
         return outcome
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with owned(run_dir / LOCK_FILE) as stale:
-            if (run_dir / DONE_FILE).exists():  # finished by another process since the check above
+        with owned(run_dir / LOCK) as stale:
+            if (run_dir / DONE_MARKER).exists():  # finished by another process since the check above
                 return outcome
             if stale:
                 warnings.warn(f"{run_dir}: took over the lock of {stale}, which died while running it", UserWarning)
             remove_stale_temps(run_dir)
-            write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+            write_json(run_dir / CONFIG, cfg.to_dict())
             _set_aside_unreadable_result(run_dir)
             if _train(cfg, run_dir, train_fn, progress, outcome, main_process=True):
-                record: dict[str, Any] = read_json(run_dir / RESULT_FILE)
+                record: dict[str, Any] = read_json(run_dir / RESULT)
                 _finish_books(root, run_dir, record)
                 outcome.status = record.get("status", OK)
     except LockHeld as held:
@@ -144,15 +137,15 @@ def run_one(
 def _train(cfg: RunConfig, run_dir: Path, train_fn: TrainFn | None, progress: bool, outcome: RunOutcome,
            main_process: bool) -> bool:
     """Train unless ``result.json`` exists; False (``outcome`` failed, error.txt written) if it raised."""
-    if not (run_dir / RESULT_FILE).exists():
+    if not (run_dir / RESULT).exists():
         train = train_fn or default_train_fn()
         try:
             train(cfg, run_dir, progress=progress)
-            if main_process and not (run_dir / RESULT_FILE).exists():
-                raise RuntimeError(f"the trainer returned without writing {run_dir / RESULT_FILE}")
+            if main_process and not (run_dir / RESULT).exists():
+                raise RuntimeError(f"the trainer returned without writing {run_dir / RESULT}")
         except Exception as err:  # the sweep goes on; the error stays next to the run
             if main_process:
-                write_text(run_dir / ERROR_FILE, traceback.format_exc())
+                write_text(run_dir / ERROR, traceback.format_exc())
             outcome.status, outcome.error = FAILED, f"{type(err).__name__}: {err}"
             return False
     return True
@@ -161,7 +154,7 @@ def _train(cfg: RunConfig, run_dir: Path, train_fn: TrainFn | None, progress: bo
 def _set_aside_unreadable_result(run_dir: Path) -> dict | None:
     """The run's record; an unreadable ``result.json`` is moved to ``result.json.corrupt`` (with a
     warning naming it) and None returned, as for a missing one."""
-    path = run_dir / RESULT_FILE
+    path = run_dir / RESULT
     try:
         return read_json(path)
     except FileNotFoundError:
@@ -169,7 +162,7 @@ def _set_aside_unreadable_result(run_dir: Path) -> dict | None:
     except ValueError as err:
         with contextlib.suppress(FileNotFoundError):  # another launch set it aside first
             move_aside(path, CORRUPT_SUFFIX)
-        (run_dir / DONE_FILE).unlink(missing_ok=True)
+        (run_dir / DONE_MARKER).unlink(missing_ok=True)
         warnings.warn(f"{err}; moved to {path.name}{CORRUPT_SUFFIX}, the run is not done and trains again",
                       UserWarning)
         return None
@@ -195,7 +188,7 @@ def check_done_runs(cfgs: list[RunConfig], root: str | Path, fingerprint_fn: Fin
     changed: dict[tuple, tuple[dict, dict, Path]] = {}
     for cfg in cfgs:
         run_dir = run_dir_of(root, cfg)
-        if not (run_dir / DONE_FILE).exists():
+        if not (run_dir / DONE_MARKER).exists():
             continue
         record = _set_aside_unreadable_result(run_dir)
         recorded = (record or {}).get("data")
@@ -224,9 +217,9 @@ def default_fingerprint_fn() -> FingerprintFn:
 def _finish_books(root: str | Path, run_dir: Path, record: dict) -> None:
     """The last two steps of finishing a run, whose ``result.json`` is written: append its record to
     ``results.jsonl``, then create ``done`` (a stale ``error.txt`` goes)."""
-    append_jsonl(Path(root) / RESULTS_FILE, record)
-    write_text(run_dir / DONE_FILE, "")
-    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    append_jsonl(Path(root) / SWEEP_RESULTS, record)
+    write_text(run_dir / DONE_MARKER, "")
+    (run_dir / ERROR).unlink(missing_ok=True)
 
 
 def set_threads(threads: int) -> None:
@@ -286,13 +279,13 @@ def adopt_records(
         if key not in by_key:
             continue
         run_dir = run_dir_of(root, by_key[key])
-        if (run_dir / DONE_FILE).exists():
+        if (run_dir / DONE_MARKER).exists():
             continue
         adopted += 1
         if dry_run:
             continue
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / CONFIG_FILE, by_key[key].to_dict())
-        write_json(run_dir / RESULT_FILE, record)
+        write_json(run_dir / CONFIG, by_key[key].to_dict())
+        write_json(run_dir / RESULT, record)
         _finish_books(root, run_dir, record)
     return adopted, unmatched

@@ -25,7 +25,8 @@ from deepnet.sweep import launchers
 from deepnet.sweep.cli import main as sweep_main
 from deepnet.sweep.collect import (differences_to_markdown, interval90, load_records, paired_differences,
                                    select_best, summarize, to_csv, to_markdown)
-from deepnet.sweep.runner import RESULTS_FILE, adopt_records, run_dir_of, run_one
+from deepnet.run_files import SWEEP_RESULTS
+from deepnet.sweep.runner import adopt_records, run_dir_of, run_one
 
 REPO = Path(__file__).resolve().parents[2]
 CRASH_LR = 0.5      # the fake trainer writes a checkpoint then raises on its first attempt
@@ -162,10 +163,10 @@ def test_resume_skip_and_retry(tmp_path):
 
     third = run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False)
     assert third.done_before == 3 and third.outcomes == []
-    records = read_jsonl(tmp_path / RESULTS_FILE)
+    records = read_jsonl(tmp_path / SWEEP_RESULTS)
     assert sorted(r["config"]["lr"] for r in records) == sorted(c.lr for c in cfgs)
     # the run dirs are the source of truth: a line lost from results.jsonl is still collected
-    (tmp_path / RESULTS_FILE).write_text("")
+    (tmp_path / SWEEP_RESULTS).write_text("")
     assert sorted(r["config"]["lr"] for r in load_records(tmp_path)) == sorted(c.lr for c in cfgs)
 
 
@@ -177,13 +178,13 @@ def test_finished_bookkeeping_after_crash_between_result_and_done(tmp_path):
     assert plan([cfg], tmp_path)[0][1] == "interrupted"
     report = run_sweep([cfg], tmp_path, train_fn=fake_train, progress=False)
     assert report.outcomes[0].status == "ok" and calls(tmp_path, cfg) == 1
-    assert len(read_jsonl(tmp_path / RESULTS_FILE)) == 1
+    assert len(read_jsonl(tmp_path / SWEEP_RESULTS)) == 1
 
 
 def test_adopted_records_rebuild_a_lost_sweep_and_only_the_rest_trains(tmp_path):
     cfgs = configs(lrs=(0.1, 0.2, 0.3))
     run_sweep(cfgs[:2], tmp_path / "lost", train_fn=fake_train, progress=False)
-    records = read_jsonl(tmp_path / "lost" / RESULTS_FILE)
+    records = read_jsonl(tmp_path / "lost" / SWEEP_RESULTS)
     foreign = {**records[0], "config": {**records[0]["config"], "seed": 99}}  # no run of this sweep
     root = tmp_path / "rebuilt"
     assert adopt_records(cfgs, root, [*records, *records, foreign], dry_run=True) == (2, 1)
@@ -191,15 +192,15 @@ def test_adopted_records_rebuild_a_lost_sweep_and_only_the_rest_trains(tmp_path)
     newer = {**records[0], "note": "newer copy"}  # a config recorded twice: the last record is adopted
     assert adopt_records(cfgs, root, [*records, foreign, newer]) == (2, 1)
     assert json.loads((run_dir_of(root, cfgs[0]) / "result.json").read_text())["note"] == "newer copy"
-    assert len(read_jsonl(root / RESULTS_FILE)) == 2
+    assert len(read_jsonl(root / SWEEP_RESULTS)) == 2
     assert [state for _, state in plan(cfgs, root)] == ["done", "done", "new"]
     assert adopt_records(cfgs, root, records) == (0, 0)  # already done: nothing twice
     report = run_sweep(cfgs, root, train_fn=fake_train, progress=False)
     assert report.done_before == 2 and [o.status for o in report.outcomes] == ["ok"]
     assert [calls(root, c) for c in cfgs] == [0, 0, 1]
-    assert sorted(r["config"]["lr"] for r in read_jsonl(root / RESULTS_FILE)) == [0.1, 0.2, 0.3]
+    assert sorted(r["config"]["lr"] for r in read_jsonl(root / SWEEP_RESULTS)) == [0.1, 0.2, 0.3]
     lr_of = lambda record: record["config"]["lr"]  # noqa: E731
-    assert sorted(load_records(root), key=lr_of) == sorted(load_records(root / RESULTS_FILE), key=lr_of)
+    assert sorted(load_records(root), key=lr_of) == sorted(load_records(root / SWEEP_RESULTS), key=lr_of)
 
 
 def test_secondary_process_trains_but_keeps_no_books(tmp_path):
@@ -209,7 +210,7 @@ def test_secondary_process_trains_but_keeps_no_books(tmp_path):
     assert run_one(ok, tmp_path, fake_train, main_process=False).status == "secondary"
     assert run_one(crash, tmp_path, fake_train, main_process=False).status == "failed"
     assert calls(tmp_path, ok) == 1 and calls(tmp_path, crash) == 1
-    assert not (tmp_path / RESULTS_FILE).exists()
+    assert not (tmp_path / SWEEP_RESULTS).exists()
     assert not any((run_dir_of(tmp_path, c) / name).exists() for c in (ok, crash) for name in ("done", "error.txt"))
 
 
@@ -218,7 +219,7 @@ def test_diverged_run_is_recorded_and_sweep_goes_on(tmp_path):
     report = run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False)
     assert [o.status for o in report.outcomes] == ["diverged", "ok"]
     assert (run_dir_of(tmp_path, cfgs[0]) / "done").exists()
-    statuses = {r["config"]["lr"]: r["status"] for r in read_jsonl(tmp_path / RESULTS_FILE)}
+    statuses = {r["config"]["lr"]: r["status"] for r in read_jsonl(tmp_path / SWEEP_RESULTS)}
     assert statuses == {DIVERGE_LR: "diverged", 0.1: "ok"}
     assert "1 diverged" in report.summary()
 
@@ -239,7 +240,7 @@ def test_slurm_launcher_debug_executor(tmp_path):
     report = run_sweep(cfgs, tmp_path, launcher="slurm", train_fn=fake_train, progress=False,
                        cluster="debug", slurm_partition="ignored-off-slurm")
     assert sorted(o.status for o in report.outcomes) == ["diverged", "ok"]
-    assert len(read_jsonl(tmp_path / RESULTS_FILE)) == 2
+    assert len(read_jsonl(tmp_path / SWEEP_RESULTS)) == 2
 
 
 def test_slurm_launcher_local_executor_then_resume(tmp_path, monkeypatch):
@@ -259,7 +260,7 @@ def test_local_launcher_pins_one_gpu_per_job(tmp_path, monkeypatch):
     monkeypatch.setattr(submitit.local.local.LocalJob, "_results_timeout_s", 1)
     cfgs = configs(lrs=(0.1, EXIT_LR, 0.3))
     report = run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False, gpus=[3, 5])
-    pinned = {r["config"]["lr"]: r["cuda_visible_devices"] for r in read_jsonl(tmp_path / RESULTS_FILE)}
+    pinned = {r["config"]["lr"]: r["cuda_visible_devices"] for r in read_jsonl(tmp_path / SWEEP_RESULTS)}
     assert pinned == {0.1: "3", 0.3: "3"}  # round-robin shares, one device per job
     # the job on GPU 5 died with its only run: reported failed, the other job finished its share
     assert sorted(o.status for o in report.outcomes) == ["failed", "ok", "ok"]
@@ -272,7 +273,7 @@ def test_local_launcher_cpu_workers_share_runs_with_split_threads(tmp_path, monk
     cfgs = configs(lrs=(0.1, 0.2, 0.3))
     report = run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False, cpu_workers=2)
     assert [o.status for o in report.outcomes] == ["ok", "ok", "ok"]
-    records = {r["config"]["lr"]: r for r in read_jsonl(tmp_path / RESULTS_FILE)}
+    records = {r["config"]["lr"]: r for r in read_jsonl(tmp_path / SWEEP_RESULTS)}
     assert records[0.1]["pid"] == records[0.3]["pid"] != records[0.2]["pid"] != os.getpid()
     assert {r["torch_threads"] for r in records.values()} == {max(1, (os.cpu_count() or 1) // 2)}
     with pytest.raises(ValueError, match="cpu_workers"):
@@ -428,7 +429,7 @@ def test_cli_adopt_then_sweep(tmp_path, monkeypatch, capsys):
     first = ["sweep", str(spec), "--root", str(tmp_path / "a"), "--no-progress", "--max-runs", "1"]
     assert sweep_main(first) == 0
     adopt = ["sweep", str(spec), "--root", str(tmp_path / "b"), "--no-progress",
-             "--adopt", str(tmp_path / "a" / RESULTS_FILE)]
+             "--adopt", str(tmp_path / "a" / SWEEP_RESULTS)]
     assert sweep_main([*adopt, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "would adopt 1 recorded runs" in out and "0 done, 0 interrupted, 0 failed, 2 new" in out
@@ -453,11 +454,11 @@ def test_real_trainer_two_run_sweep_then_relaunch_skips(tmp_path):
     root = tmp_path / "sweep"
     first = run_sweep(spec.expand(), root, progress=False)
     assert [o.status for o in first.outcomes] == ["ok", "ok"], first.summary()
-    records = read_jsonl(root / RESULTS_FILE)
+    records = read_jsonl(root / SWEEP_RESULTS)
     assert len(records) == 2 and all(0.0 <= r["metrics"]["id_val"] <= 1.0 for r in records)
     again = run_sweep(spec.expand(), root, progress=False)
     assert again.done_before == 2 and again.outcomes == []
-    assert len(read_jsonl(root / RESULTS_FILE)) == 2
+    assert len(read_jsonl(root / SWEEP_RESULTS)) == 2
     (row,) = summarize(select_best(load_records(root)))
     assert row["n_lrs"] == 2 and row["n_seeds"] == 1 and row["worst_group_mean"] is not None
 
@@ -494,5 +495,5 @@ def test_cli_sweep_runs_resumes_and_reports_failures(tmp_path, monkeypatch, caps
     assert "1 ok, 1 failed" in out and "simulated crash" in out
     assert sweep_main(args) == 0  # the relaunch resumes the crashed run
     assert "1 done before this launch, 1 ok" in capsys.readouterr().out
-    records = read_jsonl(tmp_path / "sweep" / RESULTS_FILE)
+    records = read_jsonl(tmp_path / "sweep" / SWEEP_RESULTS)
     assert [r["config"]["pretrained"] for r in records] == [False, False]

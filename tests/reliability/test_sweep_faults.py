@@ -19,7 +19,8 @@ import pytest
 from common.io import read_jsonl, write_json
 from deepnet.sweep import run_sweep
 from deepnet.sweep.cli import main as sweep_main
-from deepnet.sweep.runner import LOCK_FILE, RESULTS_FILE, run_dir_of
+from deepnet.run_files import LOCK, SWEEP_RESULTS
+from deepnet.sweep.runner import run_dir_of
 from tests.reliability.sweep_driver import configs, gated_train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,7 +86,7 @@ def test_two_concurrent_sweeps_share_the_runs(tmp_path):
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
     cfgs = configs(4)
     assert [trained(tmp_path, c) for c in cfgs] == [1, 1, 1, 1]
-    assert len(read_jsonl(tmp_path / RESULTS_FILE)) == 4  # 4 records for 4 runs, not 8
+    assert len(read_jsonl(tmp_path / SWEEP_RESULTS)) == 4  # 4 records for 4 runs, not 8
     assert any("busy" in out for out in outputs)
 
 
@@ -104,7 +105,7 @@ def test_a_live_owner_keeps_its_run_and_a_killed_one_is_taken_over(tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)  # kill -9 mid-run
         holder.wait(timeout=30)
-    assert (run_dir / LOCK_FILE).read_text().split() == [socket.gethostname(), str(holder.pid)]
+    assert (run_dir / LOCK).read_text().split() == [socket.gethostname(), str(holder.pid)]
     assert (run_dir / ".checkpoint.pt.killed.tmp").exists()
     go(tmp_path)
     with pytest.warns(UserWarning, match=f"took over the lock of {socket.gethostname()} {holder.pid}"):
@@ -113,8 +114,8 @@ def test_a_live_owner_keeps_its_run_and_a_killed_one_is_taken_over(tmp_path):
     assert trained(tmp_path, cfg) == 2
     record = json.loads((run_dir / "result.json").read_text())
     assert record["resumed"] is True  # from the killed run's checkpoint
-    assert (run_dir / LOCK_FILE).read_text() == ""
-    assert len(read_jsonl(tmp_path / RESULTS_FILE)) == 1
+    assert (run_dir / LOCK).read_text() == ""
+    assert len(read_jsonl(tmp_path / SWEEP_RESULTS)) == 1
 
 
 def test_workers_die_with_their_killed_sweep(tmp_path):
@@ -129,7 +130,7 @@ def test_workers_die_with_their_killed_sweep(tmp_path):
     finally:
         sweep.kill()
         go(tmp_path)  # releases any worker the test failed to see die
-    assert not (tmp_path / RESULTS_FILE).exists()  # nothing finished: the runs are interrupted, not lost
+    assert not (tmp_path / SWEEP_RESULTS).exists()  # nothing finished: the runs are interrupted, not lost
 
 
 # ---------------------------------------------------------------- corrupt state
@@ -150,7 +151,7 @@ def test_a_stale_temp_file_of_a_killed_writer_is_removed_when_its_run_starts(tmp
         run_dir_of(tmp_path, c).mkdir(parents=True)
     stale = run_dir_of(tmp_path, cfg) / ".checkpoint.pt.x1y2.tmp"
     stale.write_bytes(b"\0" * 1024)
-    stale_append = tmp_path / f".{RESULTS_FILE}.k9.tmp"  # an appender killed mid-write
+    stale_append = tmp_path / f".{SWEEP_RESULTS}.k9.tmp"  # an appender killed mid-write
     stale_append.write_text("{")
     elsewhere = run_dir_of(tmp_path, other) / ".checkpoint.pt.live.tmp"  # another run's: not touched
     elsewhere.write_text("")
@@ -190,7 +191,7 @@ def test_a_truncated_result_without_done_trains_again_instead_of_failing_forever
 def test_collect_skips_a_bad_jsonl_line_naming_it_and_is_strict_on_request(tmp_path, capsys):
     cfgs = configs(2)
     run_sweep(cfgs, tmp_path / "sweep", train_fn=fake_train, progress=False)
-    lines = (tmp_path / "sweep" / RESULTS_FILE).read_text().splitlines()
+    lines = (tmp_path / "sweep" / SWEEP_RESULTS).read_text().splitlines()
     table = tmp_path / "all.jsonl"
     table.write_text("\n".join([lines[0], lines[1][:25], lines[1]]) + "\n")
     assert sweep_main(["collect", str(table)]) == 0
@@ -220,7 +221,7 @@ def test_sweep_files_respect_the_umask(tmp_path, umask, mode):
         run_sweep([cfg], tmp_path, train_fn=fake_train, progress=False)
     finally:
         os.umask(old)
-    for path in (tmp_path / RESULTS_FILE, run_dir_of(tmp_path, cfg) / "config.json",
+    for path in (tmp_path / SWEEP_RESULTS, run_dir_of(tmp_path, cfg) / "config.json",
                  run_dir_of(tmp_path, cfg) / "result.json"):
         assert path.stat().st_mode & 0o777 == mode, path
 
