@@ -48,7 +48,9 @@ class MetricsLog:
         None: a fresh run (an old file is replaced). Else the checkpoint's step: lines past it are
         dropped before appending.
     tensorboard : bool, default False
-        Also write the scalars as TensorBoard events under ``run_dir/tensorboard``.
+        Also write the scalars as TensorBoard events under ``run_dir/tensorboard``; events an
+        earlier process wrote there past ``resume_step`` (all of them for a fresh run) are purged
+        as the lines of ``metrics.jsonl`` are, so TensorBoard shows what the file holds.
     enabled : bool, default True
         False (non-main DDP ranks): log nothing.
 
@@ -71,7 +73,9 @@ class MetricsLog:
             except ImportError as err:
                 raise TensorBoardUnavailable(
                     "--tensorboard needs the tensorboard package: pip install tensorboard") from err
-            self._tb = SummaryWriter(str(Path(run_dir) / TB_DIR), purge_step=resume_step)
+            # TensorBoard hides the events at and past purge_step that earlier writers left
+            self._tb = SummaryWriter(str(Path(run_dir) / TB_DIR),
+                                     purge_step=0 if resume_step is None else resume_step + 1)
         kept = _lines_up_to(self.path, resume_step) if resume_step is not None else []
         write_text(self.path, "".join(kept))
         self._file = open(self.path, "a", buffering=1)

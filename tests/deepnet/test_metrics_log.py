@@ -1,15 +1,15 @@
 """metrics.jsonl (per step, per evaluation, resume without duplicates) and ``python -m deepnet plot``."""
 from __future__ import annotations
 
-import importlib.util
 import json
+import sys
 
 import pytest
 
 from deepnet.__main__ import main
 from deepnet.config import RunConfig
 from deepnet.data import make_fixture
-from deepnet.metrics_log import METRICS, read_metrics
+from deepnet.metrics_log import METRICS, TB_DIR, read_metrics
 from deepnet.plot import find_runs, plot_runs
 from deepnet.train import RESULT, _Run, train
 from common.io import read_json
@@ -79,8 +79,56 @@ def test_a_resumed_run_logs_each_step_once(root, tmp_path, monkeypatch):
     assert [r["loss"] for r in resumed[0]] == pytest.approx([r["loss"] for r in full[0]])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard is installed")
-def test_tensorboard_without_the_package_is_one_clear_error(root, tmp_path, capsys):
+def _tensorboard_scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` as TensorBoard reads ``run_dir/tensorboard``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / TB_DIR))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def _jsonl_scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
+    """The same mapping from ``run_dir/metrics.jsonl`` (tags ``train/NAME`` and ``eval/NAME``)."""
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for prefix, records in zip(("train/", "eval/"), read_metrics(run_dir)):
+        for record in records:
+            for name, value in record.items():
+                if name not in ("kind", "step", "epoch"):
+                    scalars.setdefault(prefix + name, []).append((record["step"], value))
+    return scalars
+
+
+def test_tensorboard_events_equal_metrics_jsonl_after_a_resume(root, tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "run"
+    argv = ["train", "--model", "small_vit", "--dataset", "waterbirds", "--method", "sgd", "--lr", "0.01",
+            "--data-root", root, "--no-pretrained", "--epochs", "2", "--batch-size", "4", "--num-workers", "0",
+            "--out", str(out), "--no-progress", "--eval-every", "2", "--tensorboard"]
+    original = _Run._save_checkpoint
+
+    def save_then_crash(self, next_epoch):
+        original(self, next_epoch)
+        self.log.step(4, 1, 9.0, 1.0)  # logged (to both) after the checkpoint, so replayed on resume
+        raise KeyboardInterrupt("simulated preemption after epoch 0")
+
+    monkeypatch.setattr(_Run, "_save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    monkeypatch.setattr(_Run, "_save_checkpoint", original)
+    assert main(argv) == 0
+    expected = _jsonl_scalars(out)
+    assert sorted(expected) == ["eval/id_test", "eval/id_val", "eval/ood/ood_test", "train/loss", "train/lr"]
+    assert [step for step, _ in expected["train/loss"]] == list(range(1, 7))
+    written = _tensorboard_scalars(out)
+    assert sorted(written) == sorted(expected)
+    for tag, points in expected.items():
+        assert [step for step, _ in written[tag]] == [step for step, _ in points], tag
+        assert [value for _, value in written[tag]] == pytest.approx([value for _, value in points], rel=1e-6), tag
+
+
+def test_tensorboard_without_the_package_is_one_clear_error(root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
     argv = ["train", "--model", "small_vit", "--dataset", "waterbirds", "--method", "sgd", "--lr", "0.01",
             "--data-root", root, "--no-pretrained", "--epochs", "1", "--num-workers", "0",
             "--out", str(tmp_path / "run"), "--tensorboard"]
