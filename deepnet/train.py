@@ -46,7 +46,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm.auto import tqdm
 
 from deepnet import distributed
 from deepnet.config import RunConfig
@@ -54,6 +53,7 @@ from deepnet.distributed import DistContext
 from deepnet.evaluate import SplitMetrics, evaluate
 from deepnet.methods import Method, ProbeData, get_method
 from deepnet.metrics_log import MetricsLog, eval_scalars
+from deepnet.progress import progress_bar, progress_bars
 from common.io import atomic_path, move_aside, read_json, write_json
 from common.provenance import git_commit
 from deepnet.results import environment, split_fingerprint
@@ -417,7 +417,7 @@ class _Run:
     def _features(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """Frozen backbone features of a whole split (every rank computes all, so heads agree)."""
         loader = DataLoader(dataset, batch_size=self.micro_batch, shuffle=False, num_workers=self.cfg.num_workers)
-        batches = tqdm(loader, desc="features", leave=False, disable=not self.progress)
+        batches = progress_bar(loader, desc="features")
         return frozen_features(self.model, ((self._to_device(x), y) for x, y, _ in batches), self._autocast)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
@@ -433,8 +433,7 @@ class _Run:
         n_micro = len(self.train_loader)
         loss_fn = nn.CrossEntropyLoss()
         loss_sum, n_steps = 0.0, 0
-        bar = tqdm(total=min(self.steps_per_epoch, self.total_steps - self.step), desc=f"epoch {epoch}",
-                   leave=False, disable=not self.progress)
+        bar = progress_bar(total=min(self.steps_per_epoch, self.total_steps - self.step), desc=f"epoch {epoch}")
         for s in range(self.steps_per_epoch):
             if self.step >= self.total_steps:
                 break
@@ -496,7 +495,8 @@ class _Run:
         """ID val / ID test accuracy and each OOD split's dataset metric (plus plain OOD accuracy)."""
         def run(name: str) -> SplitMetrics:
             return evaluate(self.model, self.inputs.splits[name], self.device, self.micro_batch,
-                            self.cfg.num_workers, self.ctx, self._autocast(), self.cfg.channels_last)
+                            self.cfg.num_workers, self.ctx, self._autocast(), self.cfg.channels_last,
+                            desc=f"eval {name}")
 
         id_val, id_test = run("id_val"), run("id_test")
         ood = {name: run(name) for name in self.inputs.ood_splits}
@@ -517,7 +517,8 @@ class _Run:
         resumed = self._load_checkpoint()
         self.log = MetricsLog(self.run_dir, self.step if resumed else None, self.cfg.tensorboard, self.ctx.is_main)
         try:
-            return self._stages(t0, resumed)
+            with progress_bars(self.progress):
+                return self._stages(t0, resumed)
         finally:
             self.log.close()
 
@@ -530,7 +531,7 @@ class _Run:
                 self.log.evaluation(0, 0, eval_scalars(self.history[-1]))
             return self._finish(t0)
         epochs = range(self.start_epoch, self.epochs)
-        bar = tqdm(epochs, desc=self.cfg.run_name(), disable=not self.progress)
+        bar = progress_bar(epochs, desc=self.cfg.run_name(), leave=True)
         for epoch in bar:
             if self.status != "ok" or self.step >= self.total_steps:
                 break
