@@ -87,6 +87,9 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tensorboard", action="store_true",
                    help="also write OUT/metrics.jsonl's scalars as TensorBoard events in OUT/tensorboard "
                         "(needs the tensorboard package)")
+    p.add_argument("--log-grad-norms", action="store_true",
+                   help="also log each optimizer step's gradient norm of the embedding, the middle and the "
+                        "head groups of the model's layer map to OUT/metrics.jsonl")
     p.set_defaults(func=_run_train)
 
 
@@ -102,7 +105,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         metric=args.metric, augment=args.augment, plugins=args.imports,
         compile=args.compile, fused_optimizer=args.fused_optimizer, tf32=args.tf32,
         persistent_workers=args.persistent_workers,
-        eval_every=args.eval_every, tensorboard=args.tensorboard,
+        eval_every=args.eval_every, tensorboard=args.tensorboard, log_grad_norms=args.log_grad_norms,
     )
 
 

@@ -3,7 +3,9 @@
 Two kinds of line, each a JSON object with ``kind``, ``step`` (optimizer steps done) and ``epoch``:
 
 * ``{"kind": "step", "step": 3, "epoch": 0, "loss": 0.69, "lr": 0.01}``, after every optimizer step
-  (``lr`` is the base learning rate of the schedule, before per-group multipliers);
+  (``lr`` is the base learning rate of the schedule, before per-group multipliers); with
+  ``log_grad_norms`` also ``"grad_norm/embed"``, ``"grad_norm/middle"`` and ``"grad_norm/head"``
+  (:func:`grad_norm_scalars`);
 * ``{"kind": "eval", "step": 6, "epoch": 1, "id_val": 0.5, "id_test": 0.5, "ood/NAME": 0.4, ...}``
   after every evaluation (each epoch, and every ``eval_every`` steps): ID val and ID test accuracy
   and each OOD split's dataset metric under ``ood/<split>``.
@@ -18,12 +20,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.io import write_text
 
+if TYPE_CHECKING:
+    from torch import nn
+
 METRICS = "metrics.jsonl"
 TB_DIR = "tensorboard"
+GRAD_NORM = "grad_norm/"
+KINDS = ("embed", "middle", "head")  # the layer-map kinds, bottom -> top
 
 
 class TensorBoardUnavailable(ImportError):
@@ -35,6 +42,34 @@ def eval_scalars(metrics: dict[str, Any]) -> dict[str, float]:
     ``id_val``, ``id_test`` and ``ood/<split>`` per OOD split."""
     return {"id_val": metrics["id_val"], "id_test": metrics["id_test"],
             **{f"ood/{name}": value for name, value in metrics["ood"].items()}}
+
+
+def grad_norm_scalars(model: "nn.Module", kind_of: dict[str, str], scale: float = 1.0) -> dict[str, float]:
+    """The L2 norm of the gradients of each layer-map kind, as logged with a step.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model after its backward passes, before the optimizer step.
+    kind_of : dict of str to str
+        Parameter name -> ``"embed"``, ``"middle"`` or ``"head"`` (``LayerMap.kind_of()``).
+    scale : float, default 1.0
+        The loss scale of a gradient scaler (gradients are divided by it).
+
+    Returns
+    -------
+    dict of str to float
+        ``grad_norm/<kind>``: the norm over all parameters of the kind that have a gradient, in
+        :data:`KINDS` order; a kind without gradients (frozen) is left out.
+    """
+    import torch
+
+    grads: dict[str, list[torch.Tensor]] = {}
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            grads.setdefault(kind_of[name], []).append(torch.linalg.vector_norm(p.grad.detach().float()))
+    return {GRAD_NORM + kind: float(torch.linalg.vector_norm(torch.stack(grads[kind]))) / scale
+            for kind in KINDS if kind in grads}
 
 
 class MetricsLog:
@@ -80,9 +115,11 @@ class MetricsLog:
         write_text(self.path, "".join(kept))
         self._file = open(self.path, "a", buffering=1)
 
-    def step(self, step: int, epoch: int, loss: float, lr: float) -> None:
-        """Log one optimizer step (``step`` counts the steps done, so the first is 1)."""
-        self._write({"kind": "step", "step": step, "epoch": epoch, "loss": loss, "lr": lr})
+    def step(self, step: int, epoch: int, loss: float, lr: float,
+             grad_norms: dict[str, float] | None = None) -> None:
+        """Log one optimizer step (``step`` counts the steps done, so the first is 1), with its
+        :func:`grad_norm_scalars` if given."""
+        self._write({"kind": "step", "step": step, "epoch": epoch, "loss": loss, "lr": lr, **(grad_norms or {})})
 
     def evaluation(self, step: int, epoch: int, scalars: dict[str, float]) -> None:
         """Log one evaluation (:func:`eval_scalars`) and make the file durable."""

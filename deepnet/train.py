@@ -17,8 +17,9 @@ What a run does (SGD paper, Section 4 and Appendix A):
 * stops with status ``"diverged"`` (not an exception) at the first training step whose loss is not
   finite or exceeds :func:`divergence_bound` (``DIVERGENCE_FACTOR`` x the larger of the run's first
   step loss and ln(classes), the loss of a uniform guess); the record's ``divergence`` says where;
-* logs every optimizer step's loss and LR and every evaluation (each epoch, and every
-  ``cfg.eval_every`` steps) to ``run_dir/metrics.jsonl`` (:mod:`deepnet.metrics_log`), and prints
+* logs every optimizer step's loss and LR (with ``cfg.log_grad_norms`` also its gradient norm per
+  layer-map kind) and every evaluation (each epoch, and every ``cfg.eval_every`` steps) to
+  ``run_dir/metrics.jsonl`` (:mod:`deepnet.metrics_log`), and prints
   one line per epoch when progress bars are off;
 * writes ``run_dir/result.json`` atomically (the record in the deepnet interface contract), with
   the fingerprint of the data it trained on (:func:`data_fingerprint`).
@@ -52,7 +53,7 @@ from deepnet.config import RunConfig
 from deepnet.distributed import DistContext
 from deepnet.evaluate import SplitMetrics, evaluate
 from deepnet.methods import Method, ProbeData, get_method
-from deepnet.metrics_log import MetricsLog, eval_scalars
+from deepnet.metrics_log import MetricsLog, eval_scalars, grad_norm_scalars
 from deepnet.progress import progress_bar, progress_bars
 from common.io import atomic_path, move_aside, read_json, write_json
 from common.provenance import git_commit
@@ -465,6 +466,10 @@ class _Run:
                 self.optimizer.zero_grad(set_to_none=True)
                 bar.close()
                 return None
+            grad_norms = None
+            if cfg.log_grad_norms and self.ctx.is_main:
+                grad_norms = grad_norm_scalars(self.model, self.layer_map.kind_of(),
+                                               self.scaler.get_scale() if self.scaler else 1.0)
             if self.scaler:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -474,7 +479,7 @@ class _Run:
             self.step += 1
             n_steps += 1
             loss_sum += loss_now
-            self.log.step(self.step, epoch, loss_now, cfg.lr * factor)
+            self.log.step(self.step, epoch, loss_now, cfg.lr * factor, grad_norms)
             every = cfg.eval_every
             if every and self.step % every == 0 and s < self.steps_per_epoch - 1 and self.step < self.total_steps:
                 self._evaluate_mid_epoch(epoch)

@@ -9,7 +9,7 @@ import pytest
 from deepnet.__main__ import main
 from deepnet.config import RunConfig
 from deepnet.data import make_fixture
-from deepnet.metrics_log import METRICS, TB_DIR, read_metrics
+from deepnet.metrics_log import METRICS, TB_DIR, grad_norm_scalars, read_metrics
 from deepnet.plot import find_runs, plot_runs
 from deepnet.train import RESULT, _Run, train
 from common.io import read_json
@@ -141,3 +141,39 @@ def test_plot_without_runs_is_a_clear_error(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert f"no {METRICS} in {tmp_path}" in capsys.readouterr().err
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_grad_norms_are_the_norms_of_each_kinds_gradients():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    for p, value in zip(model.parameters(), (3.0, 4.0, 1.0, 2.0)):
+        p.grad = torch.full_like(p, value)
+    model[1].bias.grad = None  # a frozen parameter has no gradient
+    kinds = {"0.weight": "embed", "0.bias": "middle", "1.weight": "head", "1.bias": "head"}
+    norms = grad_norm_scalars(model, kinds, scale=2.0)
+    assert list(norms) == ["grad_norm/embed", "grad_norm/middle", "grad_norm/head"]
+    assert norms["grad_norm/embed"] == pytest.approx(3.0 * 2 / 2)  # ||3 * ones(2, 2)|| / scale
+    assert norms["grad_norm/middle"] == pytest.approx(4.0 * 2 ** 0.5 / 2)
+    assert norms["grad_norm/head"] == pytest.approx(1.0 * 2 ** 0.5 / 2)
+    model[0].weight.grad = None
+    assert "grad_norm/embed" not in grad_norm_scalars(model, kinds)
+
+
+def test_log_grad_norms_logs_each_step_per_kind_and_changes_nothing_else(root, tmp_path):
+    cfg = _cfg(root, method="sgd_freeze_embed", epochs=1)
+    logged = RunConfig.from_dict({**cfg.to_dict(), "log_grad_norms": True})
+    assert logged.key() == cfg.key()  # execution-only: the same run directory
+    plain = train(cfg, tmp_path / "plain", progress=False)
+    train(logged, tmp_path / "logged", progress=False)
+    steps, _ = read_metrics(tmp_path / "logged")
+    assert len(steps) == 3
+    for record in steps:  # the embedding is frozen: no gradient, no entry
+        assert set(record) == {"kind", "step", "epoch", "loss", "lr", "grad_norm/middle", "grad_norm/head"}
+        assert record["grad_norm/middle"] > 0 and record["grad_norm/head"] > 0
+    assert [r["loss"] for r in steps] == [r["loss"] for r in read_metrics(tmp_path / "plain")[0]]
+    assert read_json(tmp_path / "logged" / RESULT)["metrics"] == plain["metrics"]
+    axes = {ax.get_title(): ax for ax in plot_runs([tmp_path / "logged"]).axes if ax.get_visible()}
+    assert list(axes)[:4] == ["train loss", "lr", "grad_norm/middle", "grad_norm/head"]
+    (head,) = axes["grad_norm/head"].get_lines()
+    assert list(head.get_ydata()) == [r["grad_norm/head"] for r in steps]
