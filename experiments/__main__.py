@@ -9,6 +9,8 @@ import time
 import warnings
 from pathlib import Path
 
+from common.helpformat import HelpFormatter, add_command, example_epilog
+
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC = SPEC_DIR / "main_default.toml"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -139,25 +141,33 @@ def cmd_main(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
+    """The ``python -m experiments`` parser: subcommands ``report`` and ``main``."""
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__, formatter_class=HelpFormatter,
+                                     epilog=example_epilog(["python -m experiments report --claims C4 C10",
+                                                            "python -m experiments main --quick",
+                                                            "python -m experiments COMMAND --help"]))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    rep = sub.add_parser("report", help="print the claims ledger (theory / paper / ours per claim) and write it as markdown + JSON",
-                         description="For every claim C1-C13: run its theory check, evaluate the paper's numbers, and "
-                                     "compare our result records. A link not built yet shows as 'missing'.")
+    rep = add_command(sub, "report",
+                      help="print the claims ledger (theory / paper / ours per claim) and write it as markdown + JSON",
+                      description="For every claim C1-C13: run its theory check, evaluate the paper's numbers, and "
+                                  "compare our result records. A link not built yet shows as 'missing'.",
+                      examples=["python -m experiments report",
+                                "python -m experiments report --claims C4 C10 --instances 20 --details"])
     rep.add_argument("--results", nargs="*", type=Path, help="results files or folders (default: experiments/results)")
     rep.add_argument("--instances", type=int, default=None, help="random problems per theory check (default: each claim spec's)")
     rep.add_argument("--claims", nargs="*", help="only these claims, exactly as the ids are written, e.g. C4 C10")
     rep.add_argument("--details", action="store_true", help="also print the numbers behind every verdict")
     rep.add_argument("--strict", action="store_true",
                      help="a malformed line in a results file is an error (default: skipped with a warning naming file:line)")
-    rep.add_argument("--out", default="out/report", help="folder for ledger.md and ledger.json (default: out/report)")
+    rep.add_argument("--out", default="out/report", help="folder for ledger.md and ledger.json")
     rep.set_defaults(func=cmd_report)
 
-    main = sub.add_parser("main", help="the main job: offline deep-net sweep, theory checks, report, figures",
-                          description="Runs, into --out: a small real deep-net sweep on offline data (resumes if re-run), "
-                                      "the theory checks, the claims ledger (ledger.md / ledger.json) and the figures.")
-    main.add_argument("--out", default="out/main", help="output folder (default: out/main)")
+    main = add_command(sub, "main", help="the main job: offline deep-net sweep, theory checks, report, figures",
+                       description="Runs, into --out: a small real deep-net sweep on offline data (resumes if re-run), "
+                                   "the theory checks, the claims ledger (ledger.md / ledger.json) and the figures.",
+                       examples=["python -m experiments main", "python -m experiments main --quick --out out/quick"])
+    main.add_argument("--out", default="out/main", help="output folder")
     main.add_argument("--quick", action="store_true", help="1 theory instance per claim and 10 optimizer steps per run")
     main.add_argument("--instances", type=int, default=None,
                       help="random problems per theory check (default: each claim spec's; C9-C12: 8, fewer is indicative)")

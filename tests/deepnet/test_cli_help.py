@@ -1,4 +1,5 @@
-"""Every ``python -m deepnet`` command's ``--help`` shows its defaults and an example; ``--threads``."""
+"""Every ``python -m deepnet`` command's ``--help`` ends in examples of itself (each option's default
+shown: tests/test_help_texts.py, for every command line); ``--threads``."""
 from __future__ import annotations
 
 import pytest
@@ -13,14 +14,8 @@ def _commands():
 
 
 @pytest.mark.parametrize("name", sorted(_commands()))
-def test_help_shows_defaults_and_an_example(name):
-    command = _commands()[name]
-    text = command.format_help()
-    assert "\nexamples:\n  python -m deepnet " + name in text
-    for action in command._actions:
-        if action.option_strings and action.default not in (None, False, []) and action.help != "==SUPPRESS==" \
-                and not action.required and action.dest != "help":
-            assert f"(default: {action.default})" in " ".join(text.split()), (name, action.dest)
+def test_help_ends_in_examples_of_the_command(name):
+    assert "\nexamples:\n  python -m deepnet " + name in _commands()[name].format_help()
 
 
 @pytest.fixture
