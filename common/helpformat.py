@@ -1,7 +1,8 @@
 """The help of every command line: defaults shown, examples kept as written.
 
-:class:`HelpFormatter` formats a parser's help; :func:`add_command` adds a subcommand with it and
-an epilog of examples (:func:`example_epilog`), so every ``--help`` ends the same way.
+:class:`HelpFormatter` formats a parser's help; :func:`command_parser` makes a command's parser
+and :func:`add_command` adds a subcommand, each with it and an epilog of examples
+(:func:`example_epilog`), so every ``--help`` ends the same way.
 """
 from __future__ import annotations
 
@@ -53,6 +54,26 @@ def example_epilog(examples: Sequence[str], notes: str | None = None) -> str:
     """
     text = "examples:\n" + "\n".join(f"  {line}" for line in examples)
     return f"{notes}\n\n{text}" if notes else text
+
+
+def command_parser(prog: str, description: str, examples: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of command ``prog`` formatted by :class:`HelpFormatter`, ending in its examples.
+
+    Parameters
+    ----------
+    prog : str
+        How the command is called, e.g. ``"python -m theory"``.
+    description : str
+        The paragraph(s) opening its help.
+    examples : sequence of str
+        Command lines (:func:`example_epilog`).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    return argparse.ArgumentParser(prog=prog, description=description, epilog=example_epilog(examples),
+                                   formatter_class=HelpFormatter)
 
 
 def add_command(subparsers: argparse._SubParsersAction, name: str, help: str, description: str,

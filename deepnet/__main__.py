@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from common.helpformat import HelpFormatter, add_command, example_epilog
+from common.helpformat import add_command, command_parser
 from deepnet.config import USER_DATASET_DEFAULTS, RunConfig
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.cli import add_parser as add_sweep_parsers
@@ -244,15 +244,10 @@ def _run_plot(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m deepnet`` parser; every subcommand takes ``--import MODULE``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m deepnet",
-        description="Fine-tune pretrained vision models with the SGD / LP-FT papers' methods.",
-        epilog=example_epilog(["python -m deepnet train --model small_vit_fmnist_adamw --dataset digits "
-                               "--method sgd --lr 0.01",
-                               "python -m deepnet sweep experiments/specs/smoke.toml --dry-run",
-                               "python -m deepnet COMMAND --help"]),
-        formatter_class=HelpFormatter,
-    )
+    parser = command_parser(
+        "python -m deepnet", "Fine-tune pretrained vision models with the SGD / LP-FT papers' methods.",
+        ["python -m deepnet train --model small_vit_fmnist_adamw --dataset digits --method sgd --lr 0.01",
+         "python -m deepnet sweep experiments/specs/smoke.toml --dry-run", "python -m deepnet COMMAND --help"])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(subparsers)
     _add_models_parser(subparsers)

@@ -9,7 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
-from common.helpformat import HelpFormatter, add_command, example_epilog
+from common.helpformat import add_command, command_parser
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC = SPEC_DIR / "main_default.toml"
@@ -142,10 +142,9 @@ def cmd_main(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m experiments`` parser: subcommands ``report`` and ``main``."""
-    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__, formatter_class=HelpFormatter,
-                                     epilog=example_epilog(["python -m experiments report --claims C4 C10",
-                                                            "python -m experiments main --quick",
-                                                            "python -m experiments COMMAND --help"]))
+    parser = command_parser("python -m experiments", __doc__, ["python -m experiments report --claims C4 C10",
+                                                               "python -m experiments main --quick",
+                                                               "python -m experiments COMMAND --help"])
     sub = parser.add_subparsers(dest="command", required=True)
 
     rep = add_command(sub, "report",

@@ -6,16 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.helpformat import HelpFormatter, example_epilog
+from common.helpformat import command_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m paper_figs`` parser."""
     from paper_figs.build import FIGURES
 
-    parser = argparse.ArgumentParser(prog="python -m paper_figs", description=__doc__, formatter_class=HelpFormatter,
-                                     epilog=example_epilog(["python -m paper_figs --out out/figures",
-                                                            "python -m paper_figs fig2 tables --out out/figures"]))
+    parser = command_parser("python -m paper_figs", __doc__, ["python -m paper_figs --out out/figures",
+                                                              "python -m paper_figs fig2 tables --out out/figures"])
     parser.add_argument("figures", nargs="*", help=f"figures to make (default: all): {', '.join(FIGURES.names())}")
     parser.add_argument("--out", default="out/figures", help="output folder")
     parser.add_argument("--results", nargs="*", default=["experiments/results"],

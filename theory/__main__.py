@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from common.helpformat import HelpFormatter, add_command, example_epilog
+from common.helpformat import add_command, command_parser
 from common.io import write_json
 from theory.search import OBJECTIVES, search
 from theory.search import add_parser as add_search_parser
@@ -87,10 +87,9 @@ def run_claims(claims: list[str], instances: int, seed: int, workers: int) -> li
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m theory`` parser: subcommands ``verify`` and ``search``."""
-    p = argparse.ArgumentParser(prog="python -m theory", description=__doc__, formatter_class=HelpFormatter,
-                                epilog=example_epilog(["python -m theory verify --instances 20 --claims C1 C2",
-                                                       "python -m theory search C6 --budget 100",
-                                                       "python -m theory COMMAND --help"]))
+    p = command_parser("python -m theory", __doc__, ["python -m theory verify --instances 20 --claims C1 C2",
+                                                     "python -m theory search C6 --budget 100",
+                                                     "python -m theory COMMAND --help"])
     sub = p.add_subparsers(dest="command", required=True)
     v = add_command(sub, "verify", help="run the claim checks and print a verdict table",
                     description="Run claim checks on random linear-network problems. Each claim draws "

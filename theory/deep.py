@@ -297,17 +297,14 @@ def invariant_drifts(trajectory: list[Layers], X: np.ndarray, freeze_embed: bool
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: invariant drift of gradient flow and of discrete GD for depths 0..3, full FT and freeze-embed."""
-    import argparse
+    from common.helpformat import command_parser
 
-    from common.helpformat import HelpFormatter, example_epilog
-
-    parser = argparse.ArgumentParser(
-        prog="python -m theory.deep",
-        description="Print the largest drift of each exact invariant along gradient-flow trajectories "
+    parser = command_parser(
+        "python -m theory.deep",
+        "Print the largest drift of each exact invariant along gradient-flow trajectories "
         f"(solve_ivp DOP853, rtol {FLOW_RTOL:g}, atol {FLOW_ATOL:g}) and along full-batch GD with lr --lr, "
         "for random deep linear nets (d=12, n=5 so S_perp has dimension 7). Drifts are relative (see theory.deep).",
-        epilog=example_epilog(["python -m theory.deep", "python -m theory.deep --time 2 --lr 1e-2"]),
-        formatter_class=HelpFormatter,
+        ["python -m theory.deep", "python -m theory.deep --time 2 --lr 1e-2"],
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random nets and data")
     parser.add_argument("--time", type=float, default=5.0, help="flow horizon (default 5)")

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common.helpformat import HelpFormatter, add_command, example_epilog
+from common.helpformat import add_command, command_parser
 from common.io import write_json
 
 from deepnet.config import USER_DATASET_DEFAULTS
@@ -170,9 +170,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m deepnet.data`` parser: ``list``, ``layout``, ``check``, ``fixture``, ``probe``."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter,
-                                     epilog=example_epilog([f"{PROG} list", f"{PROG} check fmnist_subpop",
-                                                            f"{PROG} COMMAND --help"]))
+    parser = command_parser(PROG, __doc__, [f"{PROG} list", f"{PROG} check fmnist_subpop", f"{PROG} COMMAND --help"])
     sub = parser.add_subparsers(dest="command", required=True)
     add_command(sub, "list", help="the registered benchmarks", description="List the registered benchmarks.",
                 examples=[f"{PROG} list"]).set_defaults(func=cmd_list)

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from common.helpformat import HelpFormatter, example_epilog
+from common.helpformat import HelpFormatter, command_parser
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.collect import FORMATS
 from deepnet.sweep.spec import SpecError, load_spec, tomllib
@@ -312,12 +312,9 @@ def _method_pairs(items: list[str], rows: list[dict[str, Any]]) -> list[tuple[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deepnet.sweep", description="Sweeps of fine-tuning runs and their result tables.",
-        epilog=example_epilog(["python -m deepnet.sweep sweep experiments/specs/smoke.toml --dry-run",
-                               "python -m deepnet.sweep collect out/sweeps/smoke"]),
-        formatter_class=HelpFormatter,
-    )
+    parser = command_parser("python -m deepnet.sweep", "Sweeps of fine-tuning runs and their result tables.",
+                            ["python -m deepnet.sweep sweep experiments/specs/smoke.toml --dry-run",
+                             "python -m deepnet.sweep collect out/sweeps/smoke"])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="{sweep,collect}")
     add_parser(subparsers)
     for command in subparsers.choices.values():
