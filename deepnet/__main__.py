@@ -14,25 +14,15 @@ import json
 import sys
 from pathlib import Path
 
+from common.helpformat import add_command, command_parser
 from deepnet.config import USER_DATASET_DEFAULTS, RunConfig
-from deepnet.helpformat import HelpFormatter
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.cli import add_parser as add_sweep_parsers
 
 
-TRAIN_EPILOG = """\
-examples:
-  python -m deepnet train --model small_vit_fmnist_adamw --dataset digits --method sgd --lr 0.01
-  python -m deepnet train --model convnext_atto --dataset my_shift --dataset-kind folder \\
-      --data-root data/my_shift --augment flip --method sgd_freeze_embed --lr 3e-3 --epochs 5
-  python -m deepnet train --import my_plugin.py --model my_net --dataset my_data --method adamw --lr 1e-4
-
-Names: python -m deepnet models | datasets | methods (any timm model name works as --model)."""
-
-
 def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "train",
+    p = add_command(
+        subparsers, "train",
         help="fine-tune one model on one dataset with one method and learning rate",
         description=(
             "Fine-tune MODEL on DATASET with METHOD at learning rate LR, evaluating ID val, ID test and "
@@ -42,8 +32,13 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
             "torchrun --nproc_per_node N -m deepnet train ... (BATCH stays the global batch). "
             "With --dataset-kind, DATASET names your own data at --data-root (folder, csv or npz)."
         ),
-        epilog=TRAIN_EPILOG,
-        formatter_class=HelpFormatter,
+        examples=[
+            "python -m deepnet train --model small_vit_fmnist_adamw --dataset digits --method sgd --lr 0.01",
+            "python -m deepnet train --model convnext_atto --dataset my_shift --dataset-kind folder \\\n"
+            "      --data-root data/my_shift --augment flip --method sgd_freeze_embed --lr 3e-3 --epochs 5",
+            "python -m deepnet train --import my_plugin.py --model my_net --dataset my_data --method adamw --lr 1e-4",
+        ],
+        notes="Names: python -m deepnet models | datasets | methods (any timm model name works as --model).",
     )
     p.add_argument("--model", required=True, help="registered model name (e.g. clip_vit_b16, small_vit) or any timm model")
     p.add_argument("--dataset", required=True, help="registered dataset name (e.g. waterbirds, digits), or the name "
@@ -87,6 +82,9 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tensorboard", action="store_true",
                    help="also write OUT/metrics.jsonl's scalars as TensorBoard events in OUT/tensorboard "
                         "(needs the tensorboard package)")
+    p.add_argument("--log-grad-norms", action="store_true",
+                   help="also log each optimizer step's gradient norm of the embedding, the middle and the "
+                        "head groups of the model's layer map to OUT/metrics.jsonl")
     p.set_defaults(func=_run_train)
 
 
@@ -102,7 +100,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         metric=args.metric, augment=args.augment, plugins=args.imports,
         compile=args.compile, fused_optimizer=args.fused_optimizer, tf32=args.tf32,
         persistent_workers=args.persistent_workers,
-        eval_every=args.eval_every, tensorboard=args.tensorboard,
+        eval_every=args.eval_every, tensorboard=args.tensorboard, log_grad_norms=args.log_grad_norms,
     )
 
 
@@ -124,11 +122,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_methods_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("methods", help="list the registered fine-tuning methods",
-                              description="List every registered method with its optimizer, default weight "
-                                          "decay, paper LR grid and summary.",
-                              epilog="examples:\n  python -m deepnet methods\n  python -m deepnet methods --import my_plugin.py",
-                              formatter_class=HelpFormatter)
+    p = add_command(subparsers, "methods", help="list the registered fine-tuning methods",
+                    description="List every registered method with its optimizer, default weight decay, paper LR "
+                                "grid and summary.",
+                    examples=["python -m deepnet methods", "python -m deepnet methods --import my_plugin.py"])
     p.set_defaults(func=_run_methods)
 
 
@@ -142,16 +139,15 @@ def _run_methods(args: argparse.Namespace) -> int:
 
 
 def _add_models_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "models", help="list the registered models with their embedding share of parameters (or any timm model)",
+    p = add_command(
+        subparsers, "models",
+        help="list the registered models with their embedding share of parameters (or any timm model)",
         description="List models with their parameter count, the share of it in the embedding (the group that "
                     "freeze-embed freezes) and their layer-map groups, all computed on the meta device: no "
                     "weights are downloaded or allocated. Without names: every registered model. Any timm "
                     "model name works (grouped by timm's group_matcher, embedding = its first group). Counts "
                     "are of the backbone (the new linear head excluded).",
-        epilog="examples:\n  python -m deepnet models\n  python -m deepnet models convnext_atto vit_small_patch16_224 "
-               "--groups",
-        formatter_class=HelpFormatter)
+        examples=["python -m deepnet models", "python -m deepnet models convnext_atto vit_small_patch16_224 --groups"])
     p.add_argument("names", nargs="*", metavar="MODEL", help="models to show (default: every registered model)")
     p.add_argument("--groups", action="store_true", help="also list each layer-map group with its parameter count")
     p.set_defaults(func=_run_models)
@@ -182,15 +178,14 @@ def backbone_groups(bundle) -> list[tuple[str, int]]:
 
 
 def _add_datasets_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "datasets", help="list the registered datasets, the kinds of your own data, and the augmentations",
+    p = add_command(
+        subparsers, "datasets", help="list the registered datasets, the kinds of your own data, and the augmentations",
         description="List every registered dataset, then the dataset kinds for your own data (folder, csv, npz) "
                     "with their layouts and the train augmentations. With --dataset-kind and --data-root: read "
                     "your dataset, check its layout and show its classes and split sizes.",
-        epilog="examples:\n  python -m deepnet datasets\n"
-               "  python -m deepnet datasets --dataset-kind folder --data-root data/my_shift\n"
-               "  python -m deepnet datasets --dataset-kind csv --data-root data/labels.csv --metric worst_group_acc",
-        formatter_class=HelpFormatter)
+        examples=["python -m deepnet datasets",
+                  "python -m deepnet datasets --dataset-kind folder --data-root data/my_shift",
+                  "python -m deepnet datasets --dataset-kind csv --data-root data/labels.csv --metric worst_group_acc"])
     p.add_argument("--dataset-kind", default=None, help="check your own data of this kind (folder, csv, npz)")
     p.add_argument("--data-root", default=None, help="with --dataset-kind: the directory (folder) or file (csv, npz)")
     p.add_argument("--metric", default=USER_DATASET_DEFAULTS["metric"],
@@ -223,14 +218,13 @@ def _run_datasets(args: argparse.Namespace) -> int:
 
 
 def _add_plot_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "plot", help="plot train loss, LR and the eval metrics of runs against steps (PNG and PDF)",
+    p = add_command(
+        subparsers, "plot", help="plot train loss, LR and the eval metrics of runs against steps (PNG and PDF)",
         description="Read metrics.jsonl of each run directory given, or of every run under a sweep root, and "
                     "draw the train loss, the learning rate and each evaluated metric (ID val, ID test, each "
                     "OOD split) against optimizer steps, one line per run.",
-        epilog="examples:\n  python -m deepnet plot runs/my_run\n"
-               "  python -m deepnet plot out/sweeps/my_sweep --out figures/my_sweep_curves",
-        formatter_class=HelpFormatter)
+        examples=["python -m deepnet plot runs/my_run",
+                  "python -m deepnet plot out/sweeps/my_sweep --out figures/my_sweep_curves"])
     p.add_argument("paths", nargs="+", type=Path, metavar="RUN_DIR_OR_SWEEP_ROOT",
                    help="run directories or sweep roots")
     p.add_argument("--out", type=Path, default=None,
@@ -250,10 +244,10 @@ def _run_plot(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m deepnet`` parser; every subcommand takes ``--import MODULE``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m deepnet",
-        description="Fine-tune pretrained vision models with the SGD / LP-FT papers' methods.",
-    )
+    parser = command_parser(
+        "python -m deepnet", "Fine-tune pretrained vision models with the SGD / LP-FT papers' methods.",
+        ["python -m deepnet train --model small_vit_fmnist_adamw --dataset digits --method sgd --lr 0.01",
+         "python -m deepnet sweep experiments/specs/smoke.toml --dry-run", "python -m deepnet COMMAND --help"])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(subparsers)
     _add_models_parser(subparsers)

@@ -11,7 +11,7 @@ from typing import Any
 
 # Fields that change how fast or where a run executes but not what it computes (up to numerics);
 # they stay out of key() so a sweep resumes on another machine or with more loader workers.
-EXECUTION_ONLY = ("num_workers", "device", "data_root", "plugins", "eval_every", "tensorboard")
+EXECUTION_ONLY = ("num_workers", "device", "data_root", "plugins", "eval_every", "tensorboard", "log_grad_norms")
 # Fields that declare a user dataset (deepnet.data.user); None (a registered dataset) stays out of
 # key(), so runs on registered datasets keep their keys. With dataset_kind set, metric and augment
 # left at None take these defaults.
@@ -65,9 +65,11 @@ class RunConfig:
     of the linear probe of LP / LP-FT, ``normalize_lp`` (rescale the probe's head to a fresh
     head's std before fine-tuning), ``use_net_val_mode`` (train with the network in eval mode).
 
-    ``eval_every`` adds an evaluation every N optimizer steps to the per-epoch ones and
-    ``tensorboard`` writes TensorBoard events beside ``metrics.jsonl`` (:mod:`deepnet.metrics_log`);
-    both only log (the training RNG is untouched), so they stay out of ``key()``.
+    ``eval_every`` adds an evaluation every N optimizer steps to the per-epoch ones,
+    ``tensorboard`` writes TensorBoard events beside ``metrics.jsonl`` and ``log_grad_norms`` adds
+    each optimizer step's gradient norm per layer-map kind (embed, middle, head) to its line
+    (:mod:`deepnet.metrics_log`); they only log (the training and its RNG are untouched), so they
+    stay out of ``key()``.
     """
 
     model: str
@@ -102,6 +104,7 @@ class RunConfig:
     use_net_val_mode: bool | None = None
     eval_every: int | None = None
     tensorboard: bool = False
+    log_grad_norms: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):  # lr=1 becomes 1.0, so both give the same key()

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from deepnet.distributed import DistContext, all_reduce, shard_indices
+from deepnet.progress import progress_bar
 
 if TYPE_CHECKING:
     from deepnet.run_inputs import RunInputs
@@ -63,8 +64,13 @@ def evaluate(
     ctx: DistContext = DistContext(),
     autocast: ContextManager | None = None,
     channels_last: bool = False,
+    desc: str = "eval",
 ) -> SplitMetrics:
-    """Evaluate ``model`` (in eval mode) on every item of ``dataset``; each rank takes a shard."""
+    """Evaluate ``model`` (in eval mode) on every item of ``dataset``; each rank takes a shard.
+
+    A progress bar labelled ``desc`` counts the batches when progress bars are on
+    (:mod:`deepnet.progress`).
+    """
     shard = Subset(dataset, shard_indices(len(dataset), ctx))
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
@@ -72,7 +78,7 @@ def evaluate(
     model.eval()
     correct_by: dict[int, int] = {}
     total_by: dict[int, int] = {}
-    for x, y, g in loader:
+    for x, y, g in progress_bar(loader, desc=desc):
         x = x.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -117,7 +123,8 @@ def evaluate_run(model: nn.Module, inputs: "RunInputs", device: torch.device, ba
         accuracy per split).
     """
     def run(name: str) -> SplitMetrics:
-        return evaluate(model, inputs.splits[name], device, batch_size, num_workers, ctx, autocast(), channels_last)
+        return evaluate(model, inputs.splits[name], device, batch_size, num_workers, ctx, autocast(), channels_last,
+                        desc=f"eval {name}")
 
     id_val, id_test = run("id_val"), run("id_test")
     ood = {name: run(name) for name in inputs.ood_splits}

@@ -1,7 +1,7 @@
 """``python -m deepnet plot``: a run's or a sweep's curves from ``metrics.jsonl``, one line per run.
 
-Panels: train loss and learning rate against optimizer steps, then each evaluated metric (ID val,
-ID test, each OOD split) against steps.
+Panels: train loss, learning rate and (when logged) the gradient norm of each layer-map kind
+against optimizer steps, then each evaluated metric (ID val, ID test, each OOD split) against steps.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from common.io import atomic_path
-from deepnet.metrics_log import read_metrics
+from deepnet.metrics_log import GRAD_NORM, KINDS, read_metrics
 from deepnet.run_files import CONFIG, METRICS, RESULT
 
 
@@ -44,7 +44,8 @@ def run_label(run_dir: Path) -> str:
 
 
 def plot_runs(runs: list[Path]):
-    """A figure with the train loss, LR and evaluation metrics of ``runs`` against steps.
+    """A figure with the train loss, LR, gradient norms (if logged) and evaluation metrics of ``runs``
+    against steps.
 
     Returns
     -------
@@ -59,15 +60,18 @@ def plot_runs(runs: list[Path]):
     curves = {run: read_metrics(run) for run in runs}
     evals = sorted({k for _, ev in curves.values() for r in ev for k in r if k not in ("kind", "step", "epoch")},
                    key=lambda k: ({"id_val": 0, "id_test": 1}.get(k, 2), k))
-    panels = ["loss", "lr", *evals]
+    norms = [GRAD_NORM + kind for kind in KINDS
+             if any(GRAD_NORM + kind in r for steps, _ in curves.values() for r in steps)]
+    per_step = ["loss", "lr", *norms]
+    panels = [*per_step, *evals]
     cols = min(len(panels), 3)
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
     for ax, panel in zip(axes.flat, panels):
         for run, (steps, ev) in curves.items():
-            source = steps if panel in ("loss", "lr") else [r for r in ev if r.get(panel) is not None]
+            source = [r for r in (steps if panel in per_step else ev) if r.get(panel) is not None]
             ax.plot([r["step"] for r in source], [r[panel] for r in source],
-                    marker="" if panel in ("loss", "lr") else "o", label=run_label(run))
+                    marker="" if panel in per_step else "o", label=run_label(run))
         ax.set_title("train loss" if panel == "loss" else panel)
         ax.set_xlabel("step")
     for ax in list(axes.flat)[len(panels):]:

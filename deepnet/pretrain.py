@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from common.helpformat import HelpFormatter
 from common.io import atomic_path, locked, write_text
 from common.provenance import git_commit
 from deepnet.data.fmnist_subpop import load_fashion_mnist
@@ -170,16 +171,15 @@ def save_checkpoint(name: str, state: dict[str, torch.Tensor], record: dict, out
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m deepnet.pretrain", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m deepnet.pretrain", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--arch", required=True, choices=sorted(ARCHS))
     p.add_argument("--optimizer", required=True, choices=sorted(OPTIMIZER_DEFAULTS))
     p.add_argument("--train-images", type=int, default=6000, help="class-balanced subset of the 60k (default 6000)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=3, help="passes over the subset")
+    p.add_argument("--batch-size", type=int, default=128, help="images per optimizer step")
     p.add_argument("--lr", type=float, default=None, help="default: sgd 0.05, adamw 1e-3")
     p.add_argument("--weight-decay", type=float, default=None, help="default: sgd 5e-4, adamw 0.05")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the subset, the initialisation and the data order")
     p.add_argument("--data-root", default=None, help="Fashion-MNIST idx folder (default: the Debian package's)")
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="checkpoint folder (default: the shipped one)")
     p.add_argument("--name", default=None, help="checkpoint name (default: <arch>_fmnist_<optimizer>)")

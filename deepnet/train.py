@@ -17,8 +17,9 @@ What a run does (SGD paper, Section 4 and Appendix A):
 * stops with status ``"diverged"`` (not an exception) at the first training step whose loss is not
   finite or exceeds :func:`divergence_bound` (``DIVERGENCE_FACTOR`` x the larger of the run's first
   step loss and ln(classes), the loss of a uniform guess); the record's ``divergence`` says where;
-* logs every optimizer step's loss and LR and every evaluation (each epoch, and every
-  ``cfg.eval_every`` steps) to ``run_dir/metrics.jsonl`` (:mod:`deepnet.metrics_log`), and prints
+* logs every optimizer step's loss and LR (with ``cfg.log_grad_norms`` also its gradient norm per
+  layer-map kind) and every evaluation (each epoch, and every ``cfg.eval_every`` steps) to
+  ``run_dir/metrics.jsonl`` (:mod:`deepnet.metrics_log`), and prints
   one line per epoch when progress bars are off;
 * writes ``run_dir/result.json`` atomically (the record in the deepnet interface contract), with
   the fingerprint of the data it trained on (:func:`data_fingerprint`).
@@ -40,7 +41,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm.auto import tqdm
 
 from common.io import read_json, write_json
 from common.provenance import git_commit
@@ -50,7 +50,8 @@ from deepnet.distributed import DistContext
 from deepnet.evaluate import evaluate_run
 from deepnet.features import frozen_features
 from deepnet.methods import Method, ProbeData, get_method
-from deepnet.metrics_log import MetricsLog, eval_scalars
+from deepnet.metrics_log import MetricsLog, eval_scalars, grad_norm_scalars
+from deepnet.progress import progress_bar, progress_bars
 from deepnet.results import environment, split_fingerprint
 # CHECKPOINT, build_inputs, data_fingerprint, resolve_data_root, seed_everything and
 # float32_matmul_precision are imported from here by the sweep, the measurements and the GPU check
@@ -246,7 +247,7 @@ class _Run:
     def _features(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """Frozen backbone features of a whole split (every rank computes all, so heads agree)."""
         loader = DataLoader(dataset, batch_size=self.micro_batch, shuffle=False, num_workers=self.cfg.num_workers)
-        batches = tqdm(loader, desc="features", leave=False, disable=not self.progress)
+        batches = progress_bar(loader, desc="features")
         return frozen_features(self.model, ((self._to_device(x), y) for x, y, _ in batches), self._autocast)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
@@ -262,8 +263,7 @@ class _Run:
         n_micro = len(self.train_loader)
         loss_fn = nn.CrossEntropyLoss()
         loss_sum, n_steps = 0.0, 0
-        bar = tqdm(total=min(self.steps_per_epoch, self.total_steps - self.step), desc=f"epoch {epoch}",
-                   leave=False, disable=not self.progress)
+        bar = progress_bar(total=min(self.steps_per_epoch, self.total_steps - self.step), desc=f"epoch {epoch}")
         for s in range(self.steps_per_epoch):
             if self.step >= self.total_steps:
                 break
@@ -295,6 +295,10 @@ class _Run:
                 self.optimizer.zero_grad(set_to_none=True)
                 bar.close()
                 return None
+            grad_norms = None
+            if cfg.log_grad_norms and self.ctx.is_main:
+                grad_norms = grad_norm_scalars(self.model, self.layer_map.kind_of(),
+                                               self.scaler.get_scale() if self.scaler else 1.0)
             if self.scaler:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -304,7 +308,7 @@ class _Run:
             self.step += 1
             n_steps += 1
             loss_sum += loss_now
-            self.log.step(self.step, epoch, loss_now, cfg.lr * factor)
+            self.log.step(self.step, epoch, loss_now, cfg.lr * factor, grad_norms)
             every = cfg.eval_every
             if every and self.step % every == 0 and s < self.steps_per_epoch - 1 and self.step < self.total_steps:
                 self._evaluate_mid_epoch(epoch)
@@ -332,7 +336,8 @@ class _Run:
         resumed = self._load_checkpoint()
         self.log = MetricsLog(self.run_dir, self.step if resumed else None, self.cfg.tensorboard, self.ctx.is_main)
         try:
-            return self._stages(t0, resumed)
+            with progress_bars(self.progress):
+                return self._stages(t0, resumed)
         finally:
             self.log.close()
 
@@ -345,7 +350,7 @@ class _Run:
                 self.log.evaluation(0, 0, eval_scalars(self.history[-1]))
             return self._finish(t0)
         epochs = range(self.start_epoch, self.epochs)
-        bar = tqdm(epochs, desc=self.cfg.run_name(), disable=not self.progress)
+        bar = progress_bar(epochs, desc=self.cfg.run_name(), leave=True)
         for epoch in bar:
             if self.status != OK or self.step >= self.total_steps:
                 break

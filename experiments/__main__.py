@@ -7,6 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from common.helpformat import add_command, command_parser
+
 
 def report_usage_error(args: argparse.Namespace) -> str | None:
     """What is wrong with `report`'s arguments (checked before any computing), or None.
@@ -66,19 +68,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
+    """The ``python -m experiments`` parser: subcommands ``report`` and ``main``."""
+    parser = command_parser("python -m experiments", __doc__, ["python -m experiments report --claims C4 C10",
+                                                               "python -m experiments main --quick",
+                                                               "python -m experiments COMMAND --help"])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    rep = sub.add_parser("report", help="print the claims ledger (theory / paper / ours per claim) and write it as markdown + JSON",
-                         description="For every claim C1-C13: run its theory check, evaluate the paper's numbers, and "
-                                     "compare our result records. A link not built yet shows as 'missing'.")
+    rep = add_command(sub, "report",
+                      help="print the claims ledger (theory / paper / ours per claim) and write it as markdown + JSON",
+                      description="For every claim C1-C13: run its theory check, evaluate the paper's numbers, and "
+                                  "compare our result records. A link not built yet shows as 'missing'.",
+                      examples=["python -m experiments report",
+                                "python -m experiments report --claims C4 C10 --instances 20 --details"])
     rep.add_argument("--results", nargs="*", type=Path, help="results files or folders (default: experiments/results)")
     rep.add_argument("--instances", type=int, default=None, help="random problems per theory check (default: each claim spec's)")
     rep.add_argument("--claims", nargs="*", help="only these claims, exactly as the ids are written, e.g. C4 C10")
     rep.add_argument("--details", action="store_true", help="also print the numbers behind every verdict")
     rep.add_argument("--strict", action="store_true",
                      help="a malformed line in a results file is an error (default: skipped with a warning naming file:line)")
-    rep.add_argument("--out", default="out/report", help="folder for ledger.md and ledger.json (default: out/report)")
+    rep.add_argument("--out", default="out/report", help="folder for ledger.md and ledger.json")
     rep.set_defaults(func=cmd_report)
 
     return parser

@@ -6,16 +6,26 @@ import argparse
 import sys
 from pathlib import Path
 
+from common.helpformat import command_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m paper_figs`` parser."""
+    from paper_figs.build import FIGURES
+
+    parser = command_parser("python -m paper_figs", __doc__, ["python -m paper_figs --out out/figures",
+                                                              "python -m paper_figs fig2 tables --out out/figures"])
+    parser.add_argument("figures", nargs="*", help=f"figures to make (default: all): {', '.join(FIGURES.names())}")
+    parser.add_argument("--out", default="out/figures", help="output folder")
+    parser.add_argument("--results", nargs="*", default=["experiments/results"],
+                        help="our result records (.jsonl files or folders)")
+    return parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    from paper_figs.build import FIGURES, build_figures
+    from paper_figs.build import build_figures
 
-    parser = argparse.ArgumentParser(prog="python -m paper_figs", description=__doc__)
-    parser.add_argument("figures", nargs="*", help=f"figures to make (default: all): {', '.join(FIGURES.names())}")
-    parser.add_argument("--out", default="out/figures", help="output folder (default: out/figures)")
-    parser.add_argument("--results", nargs="*", default=["experiments/results"],
-                        help="our result records (.jsonl files or folders; default: experiments/results)")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     for path in build_figures(args.figures or None, Path(args.out), results=args.results):
         print(path)
     return 0

@@ -7,15 +7,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from common.helpformat import HelpFormatter, command_parser, example_epilog
 from pipeline import gpucheck, main_job
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser = command_parser("python -m pipeline", __doc__, ["python -m pipeline main --out out/main",
+                                                          "python -m pipeline gpucheck --tiny --device cpu --out out/gpucheck"])
     sub = parser.add_subparsers(dest="command", required=True)
     main_job.add_parser(sub)
-    check = sub.add_parser("gpucheck", add_help=False, help="the GPU check beside the paper's Table 4 "
-                                                            "(its options: python -m pipeline gpucheck --help)")
+    # its arguments (--help included) go on to the GPU check's own parser (deepnet.gpucheck.cli)
+    sub.add_parser("gpucheck", add_help=False, formatter_class=HelpFormatter,
+                   help="the GPU check beside the paper's Table 4 (its options: python -m pipeline gpucheck --help)",
+                   epilog=example_epilog(["python -m pipeline gpucheck --out out/gpucheck"]))
     return parser
 
 

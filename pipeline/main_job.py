@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import experiments
+from common.helpformat import add_command
 from experiments.ledger import RESULTS_DIR
 
 DEFAULT_SPEC = Path(experiments.__file__).resolve().parent / "specs" / "main_default.toml"
@@ -19,14 +20,15 @@ def _stage(name: str) -> None:
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``main`` command and its options to ``sub``; returns its parser."""
-    main = sub.add_parser("main", help="the main job: offline deep-net sweep, theory checks, report, figures",
-                          description="Runs, into --out: a small real deep-net sweep on offline data (resumes if re-run), "
-                                      "the theory checks, the claims ledger (ledger.md / ledger.json) and the figures.")
-    main.add_argument("--out", default="out/main", help="output folder (default: out/main)")
+    main = add_command(sub, "main", help="the main job: offline deep-net sweep, theory checks, report, figures",
+                       description="Runs, into --out: a small real deep-net sweep on offline data (resumes if re-run), "
+                                   "the theory checks, the claims ledger (ledger.md / ledger.json) and the figures.",
+                       examples=["python -m pipeline main", "python -m pipeline main --quick --out out/quick"])
+    main.add_argument("--out", default="out/main", help="output folder")
     main.add_argument("--quick", action="store_true", help="1 theory instance per claim and 10 optimizer steps per run")
     main.add_argument("--instances", type=int, default=None,
                       help="random problems per theory check (default: each claim spec's; C9-C12: 8, fewer is indicative)")
-    main.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="sweep spec for the deep-net stage (default: experiments/specs/main_default.toml)")
+    main.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="sweep spec for the deep-net stage")
     main.set_defaults(func=run)
     return main
 

@@ -5,8 +5,11 @@ Tools:
            theory.deep_claims, C13 from theory.optimizer_memory) on random problems; one row per claim.
   search   adversarial search (differential evolution) for a claim's worst instance, against
            random sampling with the same budget (theory.search).
-Also: `python -m theory.deep_experiment` (the deep-linear-net table behind C9-C12) and
-benchmarks/bench_scale.py (time and memory at real-model sizes).
+Tools of their own:
+  python -m theory.deep_experiment   the deep-linear-net table behind C9-C12 (pretrain x fine-tune)
+  python -m theory.deep              drift of the exact invariants of deep linear nets along
+                                     gradient flow and GD
+  python benchmarks/bench_scale.py   time and memory at real-model sizes
 
 Exit status: 0 done; 1 only when a statement the paper proves fails (C1, C2, C6 with perfect
 features: numbers["proven_violations"] > 0); 2 a usage error, found before any computing (bad
@@ -25,6 +28,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
+from common.helpformat import add_command, command_parser
 from common.io import write_json
 from theory.search import OBJECTIVES, search
 from theory.search import add_parser as add_search_parser
@@ -81,24 +85,28 @@ def run_claims(claims: list[str], instances: int, seed: int, workers: int) -> li
     return results
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m theory", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m theory`` parser: subcommands ``verify`` and ``search``."""
+    p = command_parser("python -m theory", __doc__, ["python -m theory verify --instances 20 --claims C1 C2",
+                                                     "python -m theory search C6 --budget 100",
+                                                     "python -m theory COMMAND --help"])
     sub = p.add_subparsers(dest="command", required=True)
-    v = sub.add_parser("verify", help="run the claim checks and print a verdict table",
-                       description="Run claim checks on random linear-network problems. Each claim draws "
-                                   "`--instances` problems reproducibly from `--seed`; the table lists "
-                                   "violations, the worst margin (negative = violated) and the numbers "
-                                   "behind each verdict (pass / fail / vacuous / missing). Exit status 1 "
-                                   "only when a proven statement fails (C1, C2, C6 with perfect features); "
-                                   "2 on a usage error, before computing; 3 on an internal error.")
-    v.add_argument("--instances", type=int, default=200, help="random problems per claim (default 200)")
-    v.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    v.add_argument("--claims", default=None,
-                   help="comma-separated claim ids, e.g. C1,C3 (default: every registered claim)")
+    v = add_command(sub, "verify", help="run the claim checks and print a verdict table",
+                    description="Run claim checks on random linear-network problems. Each claim draws "
+                                "`--instances` problems reproducibly from `--seed`; the table lists "
+                                "violations, the worst margin (negative = violated) and the numbers "
+                                "behind each verdict (pass / fail / vacuous / missing). Exit status 1 "
+                                "only when a proven statement fails (C1, C2, C6 with perfect features); "
+                                "2 on a usage error, before computing; 3 on an internal error.",
+                    examples=["python -m theory verify",
+                              "python -m theory verify --instances 200 --claims C1 C2 C6 --json verify.json"])
+    v.add_argument("--instances", type=int, default=200, help="random problems per claim")
+    v.add_argument("--seed", type=int, default=0, help="master seed")
+    v.add_argument("--claims", nargs="+", default=None, metavar="CLAIM",
+                   help="claim ids, e.g. C1 C3 (default: every registered claim)")
     v.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     v.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                   help="worker processes for the instances (default: min(2, cpus))")
+                   help="worker processes for the instances (at most 2, one per CPU)")
     add_search_parser(sub)
     return p
 
@@ -129,7 +137,7 @@ def _search(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `python -m theory` with `argv`; returns the exit status (see the module docstring)."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "search":
         return _search(parser, args)
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None and (why := _json_target_problem(args.json)):
         parser.error(why)
     known = sorted(load_claim_checks(), key=_claim_key)
-    wanted = known if args.claims is None else [c.strip().upper() for c in args.claims.split(",") if c.strip()]
+    wanted = known if args.claims is None else [c.strip().upper() for c in args.claims if c.strip()]
     unknown = [c for c in wanted if c not in known]
     if unknown or not wanted:
         parser.error(f"unknown claim(s) {unknown or args.claims!r}; known: {', '.join(known)}")

@@ -323,17 +323,18 @@ def train(
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: invariant drift of gradient flow and of discrete GD for depths 0..3, full FT and freeze-embed."""
-    import argparse
+    from common.helpformat import command_parser
 
     from theory.deep_invariants import invariant_drifts
 
-    parser = argparse.ArgumentParser(
-        prog="python -m theory.deep",
-        description="Print the largest drift of each exact invariant along gradient-flow trajectories "
+    parser = command_parser(
+        "python -m theory.deep",
+        "Print the largest drift of each exact invariant along gradient-flow trajectories "
         f"(solve_ivp DOP853, rtol {FLOW_RTOL:g}, atol {FLOW_ATOL:g}) and along full-batch GD with lr --lr, "
         "for random deep linear nets (d=12, n=5 so S_perp has dimension 7). Drifts are relative (see theory.deep_invariants).",
+        ["python -m theory.deep", "python -m theory.deep --time 2 --lr 1e-2"],
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random nets and data")
     parser.add_argument("--time", type=float, default=5.0, help="flow horizon (default 5)")
     parser.add_argument("--lr", type=float, default=1e-3, help="GD step for the discrete comparison (default 1e-3)")
     args = parser.parse_args(argv)

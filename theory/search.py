@@ -29,6 +29,7 @@ import numpy as np
 from scipy.optimize import differential_evolution
 from tqdm import tqdm
 
+from common.helpformat import add_command
 from common.registry import Registry
 
 #: margin given to parameter sets that violate a problem constraint (never the worst).
@@ -309,11 +310,12 @@ def search(claim: str, budget: int = 200, seed: int = 0, popsize: int = 5, confi
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `search` sub-command on the CLI's sub-parsers."""
-    p = sub.add_parser("search", help="adversarial search for a claim's worst instance (differential evolution)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "search", help="adversarial search for a claim's worst instance (differential evolution)",
+                    description=__doc__,
+                    examples=["python -m theory search C6", "python -m theory search C10 --budget 60 --confirm 4"])
     p.add_argument("claim", help=f"one of {', '.join(OBJECTIVES.names())}")
-    p.add_argument("--budget", type=int, default=200, help="margin evaluations per method (default 200)")
+    p.add_argument("--budget", type=int, default=200, help="margin evaluations per method")
     p.add_argument("--seed", type=int, default=0, help="seed of the search and of the random baseline")
-    p.add_argument("--popsize", type=int, default=5, help="DE population per knob (default 5)")
+    p.add_argument("--popsize", type=int, default=5, help="DE population per knob")
     p.add_argument("--confirm", type=int, default=8,
-                   help="C10-C12: re-check the best DeepConfig on this many fresh problems (default 8; 0: skip)")
+                   help="C10-C12: re-check the best DeepConfig on this many fresh problems (0: skip)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common.helpformat import add_command, command_parser
 from common.io import write_json
 
 from deepnet.config import USER_DATASET_DEFAULTS
@@ -24,7 +24,8 @@ from .duplicates import CALIBRATION, DEFAULT_IMAGE_SIZE, DEFAULT_THRESHOLD, near
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
-CHECK_DESCRIPTION = "\n\n".join(textwrap.fill(par, 96, break_on_hyphens=False) for par in (
+PROG = "python -m deepnet.data"
+CHECK_DESCRIPTION = "\n\n".join((
     "Build every split of a benchmark, decode every image, and count the images of each evaluation "
     "split (id_val, id_test, OOD splits) that have a near-duplicate in train.",
     "Two images are near-duplicates when the Pearson correlation of their grey versions at --image-size x "
@@ -32,11 +33,6 @@ CHECK_DESCRIPTION = "\n\n".join(textwrap.fill(par, 96, break_on_hyphens=False) f
     f"(default {DEFAULT_THRESHOLD} at {DEFAULT_IMAGE_SIZE} px). {CALIBRATION}",
     "Exit status 2 on a missing or malformed dataset or a bad option.",
 ))
-CHECK_EXAMPLE = """\
-example:
-  python -m deepnet.data check fmnist_subpop
-  python -m deepnet.data check waterbirds --data-root ~/data/waterbird_complete95_forest2water2 --out dups.json
-  python -m deepnet.data check my_shift --dataset-kind folder --data-root data/my_shift"""
 
 
 def _int_at_least(low: int):
@@ -70,8 +66,8 @@ def cmd_layout(args: argparse.Namespace) -> None:
 
 def cmd_check(args: argparse.Namespace) -> None:
     if args.dataset_kind is not None:
-        register_user_dataset(args.name, args.dataset_kind, args.root, args.metric)
-    splits = build_splits(args.name, args.root, _spec(args.image_size), train_augment=False)
+        register_user_dataset(args.name, args.dataset_kind, args.data_root, args.metric)
+    splits = build_splits(args.name, args.data_root, _spec(args.image_size), train_augment=False)
     num_classes = dataset_info(args.name).num_classes
     for split, ds in splits.items():
         counts = np.bincount(np.asarray(ds.labels), minlength=num_classes)
@@ -91,7 +87,7 @@ def cmd_check(args: argparse.Namespace) -> None:
             print(f"      {r.split}[{i}] ~ train[{j}]  correlation {c:.4f}" + ("" if same else "  (labels differ)"))
     if args.out is not None:
         write_json(args.out, {
-            "benchmark": args.name, "data_root": None if args.root is None else str(args.root),
+            "benchmark": args.name, "data_root": None if args.data_root is None else str(args.data_root),
             "image_size": args.image_size, "threshold": args.threshold,
             "splits": {r.split: {"size": r.size, "count": r.count, "same_label": int(r.same_label.sum()),
                                  "pairs": [{"index": int(i), "train_index": int(j), "correlation": round(float(c), 6)}
@@ -147,18 +143,18 @@ def cmd_probe(args: argparse.Namespace) -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    splits = build_splits(args.name, args.root, _spec(args.size), train_augment=False)
+    splits = build_splits(args.name, args.data_root, _spec(args.image_size), train_augment=False)
     rng = np.random.default_rng(args.seed)
     x, y, _ = _features(splits["train"], args.max_images, rng)
     if args.cnn_epochs:
-        predict = _fit_cnn(x, y, args.size, dataset_info(args.name).num_classes, args.cnn_epochs, args.seed)
+        predict = _fit_cnn(x, y, args.image_size, dataset_info(args.name).num_classes, args.cnn_epochs, args.seed)
         model = f"small CNN, {args.cnn_epochs} epochs of Adam"
     else:
         scaler = StandardScaler().fit(x)
         clf = LogisticRegression(C=args.C, max_iter=2000).fit(scaler.transform(x), y)
         predict = lambda xs: clf.predict(scaler.transform(xs))  # noqa: E731
         model = f"logistic regression, C={args.C}"
-    print(f"{args.name}: {model} on {args.size}x{args.size} grey pixels, {len(y)} train images")
+    print(f"{args.name}: {model} on {args.image_size}x{args.image_size} grey pixels, {len(y)} train images")
     for split, ds in splits.items():
         if split == "train":
             continue
@@ -172,27 +168,33 @@ def cmd_probe(args: argparse.Namespace) -> None:
         print(line)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deepnet.data", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m deepnet.data`` parser: ``list``, ``layout``, ``check``, ``fixture``, ``probe``."""
+    parser = command_parser(PROG, __doc__, [f"{PROG} list", f"{PROG} check fmnist_subpop", f"{PROG} COMMAND --help"])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the registered benchmarks").set_defaults(func=cmd_list)
-    p = sub.add_parser("layout", help="the on-disk layout a benchmark expects")
+    add_command(sub, "list", help="the registered benchmarks", description="List the registered benchmarks.",
+                examples=[f"{PROG} list"]).set_defaults(func=cmd_list)
+    p = add_command(sub, "layout", help="the on-disk layout a benchmark expects",
+                    description="Print the directory layout benchmark NAME expects under its data root.",
+                    examples=[f"{PROG} layout waterbirds"])
     p.add_argument("name")
     p.set_defaults(func=cmd_layout)
-    p = sub.add_parser(
-        "check", help="build every split, decode every image and count near-duplicates of train images",
-        description=CHECK_DESCRIPTION, epilog=CHECK_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(
+        sub, "check", help="build every split, decode every image and count near-duplicates of train images",
+        description=CHECK_DESCRIPTION,
+        examples=[f"{PROG} check fmnist_subpop",
+                  f"{PROG} check waterbirds --data-root ~/data/waterbird_complete95_forest2water2 --out dups.json",
+                  f"{PROG} check my_shift --dataset-kind folder --data-root data/my_shift"])
     p.add_argument("name")
-    p.add_argument("--data-root", "--root", dest="root", default=None,
+    p.add_argument("--data-root", default=None,
                    help="dataset directory (optional for offline benchmarks; default: their installed data)")
-    p.add_argument("--image-size", "--size", dest="image_size", type=_int_at_least(2), default=DEFAULT_IMAGE_SIZE,
-                   help=f"pixels per side images are transformed to and compared at (default {DEFAULT_IMAGE_SIZE})")
+    p.add_argument("--image-size", type=_int_at_least(2), default=DEFAULT_IMAGE_SIZE,
+                   help="pixels per side images are transformed to and compared at")
     p.add_argument("--threshold", type=_correlation, default=DEFAULT_THRESHOLD,
-                   help=f"correlation at or above which two images are near-duplicates, in (0, 1] "
-                        f"(default {DEFAULT_THRESHOLD})")
+                   help="correlation at or above which two images are near-duplicates, in (0, 1]")
     p.add_argument("--show", type=_int_at_least(0), default=5,
-                   help="print this many of the most similar pairs per split (default 5)")
-    p.add_argument("--out", type=Path, default=None, help="also write every pair to this JSON file (default: none)")
+                   help="print this many of the most similar pairs per split")
+    p.add_argument("--out", type=Path, default=None, help="also write every pair to this JSON file")
     p.add_argument("--quick", action="store_true",
                    help="only build the splits and decode their first and last images (no duplicate count)")
     p.add_argument("--dataset-kind", default=None,
@@ -200,26 +202,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", default=USER_DATASET_DEFAULTS["metric"],
                    help="with --dataset-kind: the OOD metric to check the data for")
     p.set_defaults(func=cmd_check)
-    p = sub.add_parser("fixture", help="write a tiny random-image tree in a benchmark's layout")
+    p = add_command(sub, "fixture", help="write a tiny random-image tree in a benchmark's layout",
+                    description="Write a tiny tree of random images in benchmark NAME's layout under DIR (tests, "
+                                "trying a command without the real data).",
+                    examples=[f"{PROG} fixture waterbirds /tmp/fixture --n-per-class 4"])
     p.add_argument("name")
     p.add_argument("dir", type=Path)
-    p.add_argument("--n-per-class", type=int, default=2)
-    p.add_argument("--image-size", type=int, default=16)
+    p.add_argument("--n-per-class", type=int, default=2, help="images per class and split")
+    p.add_argument("--image-size", type=int, default=16, help="pixels per side")
     p.set_defaults(func=cmd_fixture)
-    p = sub.add_parser("probe", help="raw-pixel baseline (linear, or CNN): ID vs OOD (and per-group) accuracy")
+    p = add_command(sub, "probe", help="raw-pixel baseline (linear, or CNN): ID vs OOD (and per-group) accuracy",
+                    description="Fit a raw-pixel baseline on benchmark NAME's train split (logistic regression on "
+                                "grey pixels, or a small CNN) and print each other split's accuracy (and "
+                                "worst-group accuracy): how large the benchmark's shift is without pretraining.",
+                    examples=[f"{PROG} probe spurious_fmnist", f"{PROG} probe waterbirds --data-root "
+                              "~/data/waterbird_complete95_forest2water2 --cnn-epochs 5"])
     p.add_argument("name")
-    p.add_argument("--data-root", "--root", dest="root", default=None, help="dataset directory (--root: old name)")
-    p.add_argument("--image-size", "--size", dest="size", type=int, default=16,
-                   help="pixels per side of the grey features (default 16; --size: old name)")
+    p.add_argument("--data-root", default=None, help="dataset directory")
+    p.add_argument("--image-size", type=int, default=16, help="pixels per side of the grey features")
     p.add_argument("--max-images", type=int, default=5000, help="subsample each split to at most this")
-    p.add_argument("--C", type=float, default=0.1, help="inverse L2 strength (default 0.1)")
+    p.add_argument("--C", type=float, default=0.1, help="inverse L2 strength")
     p.add_argument("--cnn-epochs", type=int, default=0,
-                   help="fit a small 2-layer CNN for this many epochs instead of the linear model")
-    p.add_argument("--seed", type=int, default=0)
+                   help="fit a small 2-layer CNN for this many epochs instead of the linear model (0: linear)")
+    p.add_argument("--seed", type=int, default=0, help="subsampling and CNN seed")
     p.set_defaults(func=cmd_probe)
     for command in sub.choices.values():
         add_import_argument(command)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     # per-image transforms are tiny: intra-op threads only add overhead (20x on a loaded 2-core box)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from common.helpformat import HelpFormatter
 from common.io import read_json, write_json, write_text
 from common.provenance import git_commit
 from deepnet.gpucheck import bench, report
@@ -235,18 +236,9 @@ def _row_line(row: dict[str, Any]) -> str:
                            for k in keys if row.get(k) is not None)
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown where there is one (not for unset options and flags), description kept as written."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False):
-            return action.help or ""
-        return super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=_Formatter,
+        prog=PROG, description=__doc__, formatter_class=HelpFormatter,
         epilog="examples:\n"
                f"  {PROG} --out /tmp/gpucheck                       # one GPU, about 6.5 minutes\n"
                f"  {PROG} --tiny --device cpu --out /tmp/gpucheck   # every stage on the CPU in seconds\n"

@@ -37,7 +37,7 @@ import torch
 from common.io import atomic_path
 from common.provenance import git_commit
 from deepnet.config import RunConfig
-from deepnet.helpformat import HelpFormatter
+from common.helpformat import add_command, command_parser
 from deepnet.measure.batches import loader, on_device
 from deepnet.measure.output import DISTORTION, GRADNORMS, write_rows
 from deepnet.measure.per_method import each_model
@@ -255,12 +255,11 @@ def cmd_probehead(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 # --- CLI ----------------------------------------------------------------------------------------
 
 def _subparser(sub: argparse._SubParsersAction, name: str, help: str, description: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=description, formatter_class=HelpFormatter,
-                          epilog=f"examples:\n  {PROG} {name} {EXAMPLES[name]}")
+    return add_command(sub, name, help, description, [f"{PROG} {name} {EXAMPLES[name]}"])
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(PROG, __doc__, [f"{PROG} {name} {EXAMPLES[name]}" for name in ("gradnorms", "memory")])
     sub = p.add_subparsers(dest="command", required=True)
 
     g = _subparser(sub, "gradnorms", "layer-wise gradient norms at the pretrained init (eq. 3.1)",

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from deepnet.methods.base import Method, ProbeData
+from deepnet.progress import progress_bar
 
 PAPER_C_GRID = tuple(float(c) for c in np.logspace(-7, 2, 50))
 # Logit given to a class absent from the probe's training labels, so it is never predicted.
@@ -113,7 +114,8 @@ def fit_linear_probe(
     Notes
     -----
     The result is deterministic, so a process remembers its last few fits by content and returns a
-    copy for identical inputs.
+    copy for identical inputs. A progress bar counts the C values solved when progress bars are on
+    (:mod:`deepnet.progress`).
 
     References
     ----------
@@ -160,7 +162,8 @@ def _fit_linear_probe(
     best: tuple[float, float, Any] | None = None
     accs: dict[float, float] = {}
     clf = LogisticRegression(max_iter=max_iter, warm_start=True)
-    for C in sorted(c_grid):
+    sweep = progress_bar(sorted(c_grid), desc="linear probe C")
+    for C in sweep:
         clf.set_params(C=C)
         clf.fit(tx, train_y)
         acc = float(np.mean(clf.predict(vx) == val_y))
@@ -168,6 +171,7 @@ def _fit_linear_probe(
         if best is None or acc > best[1]:
             best = (float(C), acc, (clf.coef_.copy(), clf.intercept_.copy(), clf.classes_.copy(),
                                     int(np.max(clf.n_iter_))))
+        sweep.set_postfix(C=f"{C:.2g}", best_id_val=f"{best[1]:.3f}")
     assert best is not None
     C, acc, (coef, intercept, classes, n_iter) = best
     if coef.shape[0] == 1:  # binary: sklearn stores one row for class 1; split it symmetrically

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from deepnet.helpformat import HelpFormatter
+from common.helpformat import HelpFormatter, command_parser
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.collect import FORMATS
 from deepnet.sweep.launchers import DEFAULT_LAUNCHER, LAUNCHERS, plan, run_sweep
@@ -54,7 +54,7 @@ each cell whose chosen LR is at the edge of a grid of three or more LRs.
 examples:
   python -m deepnet collect out/sweeps/table1 --out table1.md
   python -m deepnet collect out/sweeps/table1 --format latex --out table1.tex
-  python -m deepnet collect out/sweeps/table1 --pivot ood_avg --methods sgd,adamw,sgd_freeze_embed
+  python -m deepnet collect out/sweeps/table1 --pivot ood_avg --methods sgd adamw sgd_freeze_embed
   python -m deepnet collect out/sweeps/table1 --diff sgd_freeze_embed-sgd --diff adamw-sgd
 """
 
@@ -91,7 +91,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     overrides.add_argument("--max-train-steps", type=int, help="cap optimizer steps (smoke runs)")
     overrides.add_argument("--device", help="torch device, e.g. cpu or cuda (default: auto)")
     launch = sweep.add_argument_group("launchers")
-    launch.add_argument("--gpus", help="local: comma-separated GPU ids to use (default: all visible)")
+    launch.add_argument("--gpus", nargs="+", type=int, metavar="ID",
+                        help="local: the GPU ids to use, e.g. --gpus 0 2 (default: all visible)")
     launch.add_argument("--cpu-workers", type=int, default=1, metavar="N",
                         help="local without a GPU: N worker processes with cores/N torch threads each "
                              "(1: sequential in this process)")
@@ -130,7 +131,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="markdown, method A minus method B paired by seed, on --metric (repeatable), "
                               "e.g. --diff sgd_freeze_embed-sgd")
     collect.add_argument("--metric", default="ood_avg", help="the metric of --diff")
-    collect.add_argument("--methods", metavar="M1,M2,...",
+    collect.add_argument("--methods", nargs="+", metavar="METHOD",
                          help="only these methods, in this order (the pivot's columns)")
     collect.add_argument("--out", type=Path, help="write the table here (atomically) instead of stdout")
     collect.add_argument("--strict", action="store_true",
@@ -261,10 +262,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
     for message in lr_edge_warnings(cells):
         print(f"warning: {message}", file=sys.stderr)
     rows = summarize(cells) if args.ood_avg else per_split(summarize(cells))
-    methods = args.methods.split(",") if args.methods else None
-    if methods:
-        rows = [row for row in rows if row["method"] in methods]
-        rows.sort(key=lambda row: methods.index(row["method"]))
+    if args.methods:
+        rows = [row for row in rows if row["method"] in args.methods]
+        rows.sort(key=lambda row: args.methods.index(row["method"]))
     by_suffix = {".csv": "csv", ".tex": "latex", ".json": "json"}
     fmt = {"markdown": "md"}.get(args.format, args.format) or by_suffix.get(args.out.suffix if args.out else "", "md")
     if (args.pivot or args.diff) and fmt != "md":
@@ -274,7 +274,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         if args.diff:
             text = differences_to_markdown(paired_differences(cells, _method_pairs(args.diff, rows), args.metric))
         elif args.pivot:
-            text = to_pivot_markdown(rows, args.pivot, methods)
+            text = to_pivot_markdown(rows, args.pivot, args.methods)
         else:
             text = {"md": to_markdown, "csv": to_csv, "latex": to_latex, "json": to_json}[fmt](rows)
     except ValueError as err:
@@ -306,9 +306,9 @@ def _method_pairs(items: list[str], rows: list[dict[str, Any]]) -> list[tuple[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deepnet.sweep", description="Sweeps of fine-tuning runs and their result tables."
-    )
+    parser = command_parser("python -m deepnet.sweep", "Sweeps of fine-tuning runs and their result tables.",
+                            ["python -m deepnet.sweep sweep experiments/specs/smoke.toml --dry-run",
+                             "python -m deepnet.sweep collect out/sweeps/smoke"])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="{sweep,collect}")
     add_parser(subparsers)
     for command in subparsers.choices.values():

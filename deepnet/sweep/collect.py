@@ -29,7 +29,7 @@ from scipy import stats
 
 from deepnet.config import EXECUTION_ONLY, METHOD_OPTIONS, RunConfig  # EXECUTION_ONLY: never a separate cell
 from common.io import read_json, read_jsonl
-from deepnet.metrics_log import METRICS
+from deepnet.run_files import METRICS
 from deepnet.run_files import DONE_MARKER, RESULT
 from deepnet.sweep.states import DIVERGED
 

@@ -297,7 +297,7 @@ def _local_options(args: argparse.Namespace, slurm: dict[str, Any]) -> dict[str,
     """``launch_local``'s options: ``--cpu-workers``, ``--threads`` and ``--gpus`` (when given)."""
     options: dict[str, Any] = {"cpu_workers": args.cpu_workers, "threads": args.threads}
     if args.gpus:
-        options["gpus"] = [int(g) for g in args.gpus.split(",")]
+        options["gpus"] = args.gpus
     return options
 
 

@@ -23,5 +23,5 @@ def test_fixture_then_check_and_probe(tmp_path, capsys):
 
 
 def test_check_bad_root_exits_2_with_layout(tmp_path, capsys):
-    assert main(["check", "waterbirds", "--root", str(tmp_path)]) == 2
+    assert main(["check", "waterbirds", "--data-root", str(tmp_path)]) == 2
     assert "Expected layout" in capsys.readouterr().err

@@ -149,7 +149,7 @@ def test_check_counts_a_train_image_copied_into_ood_test(tmp_path, capsys):
 
 def test_check_quick_and_bad_input(tmp_path, capsys):
     root = make_fixture("camelyon", tmp_path, n_per_class=1, image_size=8)
-    assert main(["check", "camelyon", "--root", str(root), "--size", "8", "--quick"]) == 0
+    assert main(["check", "camelyon", "--data-root", str(root), "--image-size", "8", "--quick"]) == 0
     assert "first/last images decoded" in capsys.readouterr().out
     assert main(["check", "camelyon", "--data-root", str(tmp_path / "missing")]) == 2
     assert "Expected layout" in capsys.readouterr().err

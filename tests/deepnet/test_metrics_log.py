@@ -7,7 +7,9 @@ import sys
 import pytest
 
 from deepnet.__main__ import main
-from deepnet.metrics_log import METRICS, read_metrics
+from deepnet.config import RunConfig
+from deepnet.metrics_log import grad_norm_scalars, read_metrics
+from deepnet.run_files import METRICS, TENSORBOARD_DIR
 from deepnet.plot import find_runs, plot_runs
 from deepnet.train import RESULT, train
 from common.io import read_json
@@ -63,6 +65,53 @@ def test_a_resumed_run_logs_each_step_once(waterbirds_root, tmp_path):
     assert [r["loss"] for r in resumed[0]] == pytest.approx([r["loss"] for r in full[0]])
 
 
+def _tensorboard_scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` as TensorBoard reads ``run_dir/tensorboard``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / TENSORBOARD_DIR))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def _jsonl_scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
+    """The same mapping from ``run_dir/metrics.jsonl`` (tags ``train/NAME`` and ``eval/NAME``)."""
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for prefix, records in zip(("train/", "eval/"), read_metrics(run_dir)):
+        for record in records:
+            for name, value in record.items():
+                if name not in ("kind", "step", "epoch"):
+                    scalars.setdefault(prefix + name, []).append((record["step"], value))
+    return scalars
+
+
+def test_tensorboard_events_equal_metrics_jsonl_after_a_resume(waterbirds_root, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    argv = ["train", "--model", "small_vit", "--dataset", "waterbirds", "--method", "sgd", "--lr", "0.01",
+            "--data-root", waterbirds_root, "--no-pretrained", "--epochs", "2", "--batch-size", "4", "--num-workers", "0",
+            "--out", str(out), "--no-progress", "--eval-every", "2", "--tensorboard"]
+    original = _Run._save_checkpoint
+
+    def save_then_crash(self, next_epoch):
+        original(self, next_epoch)
+        self.log.step(4, 1, 9.0, 1.0)  # logged (to both) after the checkpoint, so replayed on resume
+        raise KeyboardInterrupt("simulated preemption after epoch 0")
+
+    monkeypatch.setattr(_Run, "_save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    monkeypatch.setattr(_Run, "_save_checkpoint", original)
+    assert main(argv) == 0
+    expected = _jsonl_scalars(out)
+    assert sorted(expected) == ["eval/id_test", "eval/id_val", "eval/ood/ood_test", "train/loss", "train/lr"]
+    assert [step for step, _ in expected["train/loss"]] == list(range(1, 7))
+    written = _tensorboard_scalars(out)
+    assert sorted(written) == sorted(expected)
+    for tag, points in expected.items():
+        assert [step for step, _ in written[tag]] == [step for step, _ in points], tag
+        assert [value for _, value in written[tag]] == pytest.approx([value for _, value in points], rel=1e-6), tag
+
+
 def test_tensorboard_without_the_package_is_one_clear_error(waterbirds_root, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
     argv = ["train", "--model", "small_vit", "--dataset", "waterbirds", "--method", "sgd", "--lr", "0.01",
@@ -77,3 +126,39 @@ def test_plot_without_runs_is_a_clear_error(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert f"no {METRICS} in {tmp_path}" in capsys.readouterr().err
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_grad_norms_are_the_norms_of_each_kinds_gradients():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    for p, value in zip(model.parameters(), (3.0, 4.0, 1.0, 2.0)):
+        p.grad = torch.full_like(p, value)
+    model[1].bias.grad = None  # a frozen parameter has no gradient
+    kinds = {"0.weight": "embed", "0.bias": "middle", "1.weight": "head", "1.bias": "head"}
+    norms = grad_norm_scalars(model, kinds, scale=2.0)
+    assert list(norms) == ["grad_norm/embed", "grad_norm/middle", "grad_norm/head"]
+    assert norms["grad_norm/embed"] == pytest.approx(3.0 * 2 / 2)  # ||3 * ones(2, 2)|| / scale
+    assert norms["grad_norm/middle"] == pytest.approx(4.0 * 2 ** 0.5 / 2)
+    assert norms["grad_norm/head"] == pytest.approx(1.0 * 2 ** 0.5 / 2)
+    model[0].weight.grad = None
+    assert "grad_norm/embed" not in grad_norm_scalars(model, kinds)
+
+
+def test_log_grad_norms_logs_each_step_per_kind_and_changes_nothing_else(waterbirds_root, tmp_path):
+    cfg = tiny_run_config(waterbirds_root, method="sgd_freeze_embed", epochs=1)
+    logged = RunConfig.from_dict({**cfg.to_dict(), "log_grad_norms": True})
+    assert logged.key() == cfg.key()  # execution-only: the same run directory
+    plain = train(cfg, tmp_path / "plain", progress=False)
+    train(logged, tmp_path / "logged", progress=False)
+    steps, _ = read_metrics(tmp_path / "logged")
+    assert len(steps) == 3
+    for record in steps:  # the embedding is frozen: no gradient, no entry
+        assert set(record) == {"kind", "step", "epoch", "loss", "lr", "grad_norm/middle", "grad_norm/head"}
+        assert record["grad_norm/middle"] > 0 and record["grad_norm/head"] > 0
+    assert [r["loss"] for r in steps] == [r["loss"] for r in read_metrics(tmp_path / "plain")[0]]
+    assert read_json(tmp_path / "logged" / RESULT)["metrics"] == plain["metrics"]
+    axes = {ax.get_title(): ax for ax in plot_runs([tmp_path / "logged"]).axes if ax.get_visible()}
+    assert list(axes)[:4] == ["train loss", "lr", "grad_norm/middle", "grad_norm/head"]
+    (head,) = axes["grad_norm/head"].get_lines()
+    assert list(head.get_ydata()) == [r["grad_norm/head"] for r in steps]

@@ -397,7 +397,7 @@ def test_cli_dry_run_collect_and_errors(tmp_path, capsys):
     assert sweep_main(["collect", str(tmp_path / "nowhere")]) == 2
 
     # the pivot: a column per method, in the order asked for; the interval is the one of the table
-    assert sweep_main(["collect", str(tmp_path), "--pivot", "ood_avg", "--methods", "sgd,adamw"]) == 0
+    assert sweep_main(["collect", str(tmp_path), "--pivot", "ood_avg", "--methods", "sgd", "adamw"]) == 0
     header, rule, row = capsys.readouterr().out.splitlines()
     assert header == "| model | dataset | sgd | adamw |"
     assert row == f"| small_vit | digits | {82.0:.1f} ± {100 * interval90([0.80, 0.82, 0.84])[1]:.1f} | 10.0 |"

@@ -11,7 +11,7 @@ from theory.verdict import CLAIM_CHECKS, ClaimResult
 
 def test_verify_small_run_passes_proven_claims(tmp_path, capsys):
     out = tmp_path / "v.json"
-    rc = main(["verify", "--instances", "3", "--claims", "C1,C2,C6", "--json", str(out)])
+    rc = main(["verify", "--instances", "3", "--claims", "C1", "C2", "C6", "--json", str(out)])
     assert rc == 0
     table = capsys.readouterr().out
     assert "C1" in table and "verdict" in table
@@ -22,7 +22,7 @@ def test_verify_small_run_passes_proven_claims(tmp_path, capsys):
 
 def test_every_theory_claim_runs(tmp_path):
     out = tmp_path / "all.json"
-    main(["verify", "--instances", "2", "--claims", "C3,C4,C5,C7,C8", "--json", str(out), "--workers", "1"])
+    main(["verify", "--instances", "2", "--claims", "C3", "C4", "C5", "C7", "C8", "--json", str(out), "--workers", "1"])
     results = json.loads(out.read_text())["results"]
     assert {r["claim"] for r in results} == {"C3", "C4", "C5", "C7", "C8"}
     assert all(r["verdict"] in ("pass", "fail", "vacuous") and r["instances"] == 2 for r in results)
