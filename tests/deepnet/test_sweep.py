@@ -475,11 +475,11 @@ def test_cli_takes_launchers_and_their_options_from_the_registry(tmp_path, monke
     spec = tmp_path / "tiny.toml"
     spec.write_text('name = "tiny"\nmodels = ["small_vit"]\ndatasets = ["digits"]\nmethods = ["sgd"]\n'
                     '[lr_grid]\nsgd = [0.1]\n[slurm]\nslurm_partition = "gpu"\n')
-    args = ["sweep", str(spec), "--root", str(tmp_path / "sweep"), "--launcher", "recorder", "--gpus", "0,1",
+    args = ["sweep", str(spec), "--root", str(tmp_path / "sweep"), "--launcher", "recorder", "--gpus", "0", "1",
             "--slurm", "timeout_min=5"]
     assert sweep_main(args) == 0
-    assert seen == {"slurm": {"slurm_partition": "gpu", "timeout_min": 5}, "gpus": "0,1", "runs": 1}
-    parsed = argparse.Namespace(cpu_workers=2, threads=None, gpus="0,1", no_wait=True, cluster="debug")
+    assert seen == {"slurm": {"slurm_partition": "gpu", "timeout_min": 5}, "gpus": [0, 1], "runs": 1}
+    parsed = argparse.Namespace(cpu_workers=2, threads=None, gpus=[0, 1], no_wait=True, cluster="debug")
     assert launchers.LAUNCHERS["local"].options(parsed, {"x": 1}) == {"cpu_workers": 2, "threads": None, "gpus": [0, 1]}
     assert launchers.LAUNCHERS["slurm"].options(parsed, {"x": 1}) == {"x": 1, "wait": False, "cluster": "debug"}
 
