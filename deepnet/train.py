@@ -12,17 +12,16 @@ What a run does (SGD paper, Section 4 and Appendix A):
   with the best ID-val accuracy (early stopping);
 * checkpoints after every epoch (atomically, keeping the previous one as ``checkpoint.pt.prev``)
   and resumes from ``run_dir/checkpoint.pt``; an unreadable checkpoint is moved to
-  ``checkpoint.pt.corrupt`` with a warning and the run resumes from the previous one, or from
-  scratch;
+  ``checkpoint.pt.corrupt`` with a warning and the run resumes from the previous one or afresh;
 * stops with status ``"diverged"`` (not an exception) at the first training step whose loss is not
   finite or exceeds :func:`divergence_bound` (``DIVERGENCE_FACTOR`` x the larger of the run's first
   step loss and ln(classes), the loss of a uniform guess); the record's ``divergence`` says where;
 * logs every optimizer step's loss and LR (with ``cfg.log_grad_norms`` also its gradient norm per
   layer-map kind) and every evaluation (each epoch, and every ``cfg.eval_every`` steps) to
-  ``run_dir/metrics.jsonl`` (:mod:`deepnet.metrics_log`), and prints
-  one line per epoch when progress bars are off;
+  ``run_dir/metrics.jsonl`` (:mod:`deepnet.metrics_log`), and prints one line per epoch when
+  progress bars are off;
 * writes ``run_dir/result.json`` atomically (the record in the deepnet interface contract), with
-  the fingerprint of the data it trained on (:func:`data_fingerprint`).
+  the fingerprint of the data it trained on (:func:`deepnet.run_inputs.data_fingerprint`).
 
 Random streams are reseeded from (seed, epoch, rank) at the start of every epoch, so a run resumed
 at an epoch boundary replays exactly the data order, augmentations and dropout of an uninterrupted
@@ -53,12 +52,10 @@ from deepnet.methods import Method, ProbeData, get_method
 from deepnet.metrics_log import MetricsLog, eval_scalars, grad_norm_scalars
 from deepnet.progress import progress_bar, progress_bars
 from deepnet.results import environment, split_fingerprint
-# CHECKPOINT, build_inputs, data_fingerprint, resolve_data_root, seed_everything and
-# float32_matmul_precision are imported from here by the sweep, the measurements and the GPU check
 from deepnet.run_checkpoint import RunCheckpoints
-from deepnet.run_files import CHECKPOINT, RESULT  # noqa: F401
-from deepnet.run_inputs import RunInputs, build_inputs, data_fingerprint, resolve_data_root  # noqa: F401
-from deepnet.runtime import (epoch_seed, float32_matmul_precision, resolve_device, seed_everything,  # noqa: F401
+from deepnet.run_files import RESULT
+from deepnet.run_inputs import RunInputs, build_inputs, resolve_data_root
+from deepnet.runtime import (epoch_seed, float32_matmul_precision, resolve_device, seed_everything,
                              seed_worker, wants_cuda)
 from deepnet.sweep.states import DIVERGED, OK
 

@@ -39,7 +39,7 @@ from theory.verdict import CHECK_MODULES, CLAIM_CHECKS, ClaimResult
 from experiments.our_records import (NOT_IN_LEDGER, grad_norm_records, grad_norm_rows,  # noqa: F401
                                      measurement_rows, run_cells, run_record_files, run_rows, summarize_results,
                                      summary_tables)
-from experiments.verdicts import CLAIM_VERDICTS, claim_verdict, judge  # noqa: F401
+from experiments.verdicts import CLAIM_VERDICTS, IntervalResult, claim_verdict, judge  # noqa: F401
 
 CLAIMS_DIR = Path(__file__).resolve().parent / "claims"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

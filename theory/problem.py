@@ -15,10 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from theory.second_moment import (SecondMoment, StructuredSecondMoment, as_second_moment, diagonal, identity,
-                                  subspace_split)
+from theory.second_moment import OOD_KINDS, SecondMoment, as_second_moment, draw_ood_second_moment
 
-OOD_KINDS = ("identity", "random", "in_S", "out_S", "diagonal")
 _ORTHONORMAL_TOL = 1e-8
 #: singular values of the part of [B0^T | w*] outside S below this (relative) are rounding, dropped.
 _OOD_RANK_RTOL = 1e-13
@@ -283,27 +281,6 @@ def _orthonormal_columns(rng: np.random.Generator, d: int, c: int) -> np.ndarray
     return A
 
 
-def _ood_second_moment(rng: np.random.Generator, spec: ProblemSpec, S: np.ndarray) -> SecondMoment:
-    """Sigma of the requested kind as a structured operator, trace d (so identity is the reference scale).
-
-    random: (A A^T / d + 0.1 I) scaled to trace d, A a d x r Gaussian block (r = ood_rank, default
-    d); diagonal: log-normal entries exp(N(0, 1)); in_S / out_S put the share `ood_share` of the
-    trace on S / S_perp (the rest spread evenly on the other).
-    """
-    d, m = spec.d, S.shape[1]
-    if spec.ood == "identity":
-        return identity(d)
-    if spec.ood == "random":
-        A = rng.standard_normal((d, d if spec.ood_rank is None else spec.ood_rank))
-        scale = d / (float(np.sum(A ** 2)) / d + 0.1 * d)
-        return StructuredSecondMoment(d, 0.1 * scale, A, np.full(A.shape[1], scale / d), kind="random")
-    if spec.ood == "diagonal":
-        diag = np.exp(rng.standard_normal(d))
-        return diagonal(diag * (d / diag.sum()))
-    share_S = spec.ood_share if spec.ood == "in_S" else 1.0 - spec.ood_share
-    return subspace_split(S, d * share_S / m, d * (1.0 - share_S) / (d - m), kind=spec.ood)
-
-
 def _check_int(name: str, val: object, low: int) -> None:
     if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {val!r}")
@@ -403,6 +380,6 @@ def make_problem(d: int, k: int, n: int, m: int | None = None, eps: float = 0.1,
     angle = 2.0 * np.arcsin(eps / 2.0)
     B0 = np.cos(angle) * U @ B_star + np.sin(angle) * P
     v0 = head_scale * rng.standard_normal(k)
-    Sigma = _ood_second_moment(rng, spec, S)
+    Sigma = draw_ood_second_moment(rng, spec.ood, S, spec.ood_share, spec.ood_rank)
     Y = Z @ (S.T @ (B_star.T @ v_star))
     return Problem(Z, Y, B_star, v_star, B0, v0, Sigma, spec, basis=S)

@@ -247,3 +247,53 @@ def subspace_split(basis: np.ndarray, inside: float, outside: float, kind: str =
 def as_second_moment(Sigma: SecondMoment | np.ndarray) -> SecondMoment:
     """A `SecondMoment` as is; an array as a validated `DenseSecondMoment`."""
     return Sigma if isinstance(Sigma, SecondMoment) else DenseSecondMoment(Sigma)
+
+
+#: the OOD second moments `draw_ood_second_moment` draws (``make_problem``'s ``ood``).
+OOD_KINDS = ("identity", "random", "in_S", "out_S", "diagonal")
+
+
+def draw_ood_second_moment(rng: np.random.Generator, kind: str, S: np.ndarray, ood_share: float = 0.95,
+                           ood_rank: int | None = None) -> SecondMoment:
+    """An OOD second moment of the requested kind as a structured operator, trace d.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The problem's generator (its state moves only for "random" and "diagonal").
+    kind : str
+        One of `OOD_KINDS`. "identity": I (the reference scale); "random": (A A^T / d + 0.1 I)
+        scaled to trace d, A a d x `ood_rank` Gaussian block (default d); "diagonal": log-normal
+        entries exp(N(0, 1)); "in_S" / "out_S": the share `ood_share` of the trace on S / S_perp,
+        the rest spread evenly on the other.
+    S : ndarray
+        d x m orthonormal basis of the training subspace S.
+    ood_share : float, optional
+        For "in_S" / "out_S".
+    ood_rank : int, optional
+        Columns of A for "random".
+
+    Returns
+    -------
+    SecondMoment
+        Never a dense d x d array.
+
+    Examples
+    --------
+    >>> S = np.eye(6, 2)
+    >>> sigma = draw_ood_second_moment(np.random.default_rng(0), "in_S", S, ood_share=0.5)
+    >>> round(sigma.trace(), 12), round(sigma.sigma_min(), 12)
+    (6.0, 0.75)
+    """
+    d, m = S.shape
+    if kind == "identity":
+        return identity(d)
+    if kind == "random":
+        A = rng.standard_normal((d, d if ood_rank is None else ood_rank))
+        scale = d / (float(np.sum(A ** 2)) / d + 0.1 * d)
+        return StructuredSecondMoment(d, 0.1 * scale, A, np.full(A.shape[1], scale / d), kind="random")
+    if kind == "diagonal":
+        diag = np.exp(rng.standard_normal(d))
+        return diagonal(diag * (d / diag.sum()))
+    share_S = ood_share if kind == "in_S" else 1.0 - ood_share
+    return subspace_split(S, d * share_S / m, d * (1.0 - share_S) / (d - m), kind=kind)

@@ -32,7 +32,7 @@ from deepnet.measure.memory import measure_training_step
 from deepnet.measure.throughput import device_name, measure_throughput, training_step
 from deepnet.methods import get_method
 from deepnet.models import create_model
-from deepnet.train import float32_matmul_precision
+from deepnet.runtime import float32_matmul_precision
 
 NUM_CLASSES = 10  # the random head's width; cost and memory barely depend on it
 

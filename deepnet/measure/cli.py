@@ -89,7 +89,7 @@ def _run_config(a: argparse.Namespace, model: str, method: str, lr: float, **fie
 def cmd_gradnorms(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from deepnet.measure.grad_norms import layer_grad_norms, outlier_summary
     from deepnet.methods import get_method
-    from deepnet.train import build_inputs
+    from deepnet.run_inputs import build_inputs
 
     device = resolve_device(a.device, meta_fallback=False)
     rows, summary = [], {}
@@ -221,7 +221,9 @@ def cmd_distortion(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 def cmd_probehead(a: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from deepnet.measure.probe_head import probe_head_stats
     from deepnet.methods.linear_probe import fit_linear_probe, load_probe_into_head
-    from deepnet.train import build_inputs, frozen_features, seed_everything
+    from deepnet.features import frozen_features
+    from deepnet.run_inputs import build_inputs
+    from deepnet.runtime import seed_everything
 
     cfg = _run_config(a, a.model, "lp_ft", 1.0)
     seed_everything(cfg.seed)

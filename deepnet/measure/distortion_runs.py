@@ -2,7 +2,7 @@
 LP-FT trained here (:func:`train_ft_and_lpft`) or existing run directories (:func:`load_runs`).
 
 Both build the init and the measured splits as a run of the same config does
-(:func:`deepnet.train.build_inputs`).
+(:func:`deepnet.run_inputs.build_inputs`).
 """
 from __future__ import annotations
 
@@ -51,7 +51,10 @@ def train_ft_and_lpft(base: RunConfig, lrs: dict[str, float], runs_dir: Path, su
         The init's model, the measured splits (``id_test`` and the dataset's OOD splits), the runs
         (``state`` and ``row``) and a summary per method (metrics, status, run directory).
     """
-    from deepnet.train import CHECKPOINT, build_inputs, seed_everything, train
+    from deepnet.run_files import CHECKPOINT
+    from deepnet.run_inputs import build_inputs
+    from deepnet.runtime import seed_everything
+    from deepnet.train import train
 
     init = build_inputs(base)
     runs, summary = [], {}
@@ -99,7 +102,8 @@ def load_runs(run_dirs: Iterable[Path], data_root: str | None = None, splits: li
         runs whose pretrained init cannot be rebuilt (random weights).
     """
     from deepnet.models.registry import pretrained_weights_used
-    from deepnet.train import CHECKPOINT, RESULT, build_inputs
+    from deepnet.run_files import CHECKPOINT, RESULT
+    from deepnet.run_inputs import build_inputs
 
     runs, configs, summary = [], [], {}
     for run_dir in map(Path, run_dirs):

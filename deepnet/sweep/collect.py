@@ -27,10 +27,9 @@ from typing import Any, Iterable
 import pandas as pd
 from scipy import stats
 
-from deepnet.config import EXECUTION_ONLY, METHOD_OPTIONS, RunConfig  # EXECUTION_ONLY: never a separate cell
 from common.io import read_json, read_jsonl
-from deepnet.run_files import METRICS
-from deepnet.run_files import DONE_MARKER, RESULT
+from deepnet.config import EXECUTION_ONLY, METHOD_OPTIONS, RunConfig  # EXECUTION_ONLY: never a separate cell
+from deepnet.run_files import DONE_MARKER, METRICS, RESULT
 from deepnet.sweep.states import DIVERGED
 
 SELECTIONS = ("per_seed", "mean")

@@ -176,7 +176,7 @@ def check_done_runs(cfgs: list[RunConfig], root: str | Path, fingerprint_fn: Fin
     A record whose data fingerprint differs from the one the run's dataset and data root give now
     (a run done on a fixture or an old copy) raises :class:`DataChangedError` naming both roots,
     unless ``accept_data_change``. Records without a fingerprint (made elsewhere, e.g. adopted)
-    are not compared. ``fingerprint_fn`` defaults to :func:`deepnet.train.data_fingerprint` and
+    are not compared. ``fingerprint_fn`` defaults to :func:`deepnet.run_inputs.data_fingerprint` and
     is called once per (dataset, data root).
 
     Raises
@@ -209,7 +209,7 @@ def check_done_runs(cfgs: list[RunConfig], root: str | Path, fingerprint_fn: Fin
 
 def default_fingerprint_fn() -> FingerprintFn:
     """The real data fingerprint, imported only when a done run's record has one to compare."""
-    from deepnet.train import data_fingerprint
+    from deepnet.run_inputs import data_fingerprint
 
     return data_fingerprint
 

@@ -10,7 +10,10 @@ import torch
 import torch.multiprocessing as mp
 
 from deepnet.config import RunConfig
-from deepnet.train import RESULT, build_inputs, seed_everything, train
+from deepnet.run_files import RESULT
+from deepnet.run_inputs import build_inputs
+from deepnet.runtime import seed_everything
+from deepnet.train import train
 from tests.helpers import tiny_run_config
 
 WORLD = 2

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from deepnet.config import METHOD_OPTIONS, RunConfig
-from deepnet.methods import ProbeData, fit_linear_probe, get_method
+from deepnet.methods import fit_linear_probe, get_method
 from deepnet.methods.linear_probe import normalize_probe
-from deepnet.train import CHECKPOINT, train
+from deepnet.run_files import CHECKPOINT
+from deepnet.train import train
 from tests.helpers import tiny_run_config
 
 

@@ -11,7 +11,8 @@ from deepnet.config import RunConfig
 from deepnet.metrics_log import grad_norm_scalars, read_metrics
 from deepnet.run_files import METRICS, TENSORBOARD_DIR
 from deepnet.plot import find_runs, plot_runs
-from deepnet.train import RESULT, _Run, train
+from deepnet.run_files import RESULT
+from deepnet.train import _Run, train
 from common.io import read_json
 from tests.helpers import killed_after_checkpoint, tiny_run_config
 

@@ -161,7 +161,7 @@ def test_spec_plugins_and_cli_imports_travel_with_every_run(tmp_path, monkeypatc
 def build_only(cfg: RunConfig, run_dir: Path, progress: bool = False) -> dict:
     """A trainer that only builds the run's model and splits (what needs the plugin), then records."""
     from common.io import write_json
-    from deepnet.train import build_inputs
+    from deepnet.run_inputs import build_inputs
 
     inputs = build_inputs(cfg)
     record = {"config": cfg.to_dict(), "status": "ok", "metrics": {"id_val": 0.0}, "history": [],

@@ -11,7 +11,8 @@ from deepnet.__main__ import build_parser, config_from_args
 from deepnet.config import SPEED_OPTIONS, RunConfig
 from deepnet.methods import get_method
 from deepnet.models import create_model
-from deepnet.train import float32_matmul_precision, train
+from deepnet.runtime import float32_matmul_precision
+from deepnet.train import train
 from tests.helpers import tiny_run_config
 
 # RunConfig("clip_vit_b16", "living17", "sgd", 3e-4).key() before the speed options existed

@@ -12,7 +12,8 @@ from deepnet.__main__ import main
 from deepnet.config import RunConfig
 from deepnet.evaluate import metrics_from_counts
 from common.io import append_jsonl, read_json, read_jsonl, write_json
-from deepnet.train import CHECKPOINT, RESULT, train
+from deepnet.run_files import CHECKPOINT, RESULT
+from deepnet.train import train
 from tests.helpers import killed_after_checkpoint, tiny_run_config
 
 CONTRACT_KEYS = {"config", "status", "best_epoch", "metrics", "history", "commit", "data", "env", "time_s"}
@@ -105,7 +106,7 @@ def test_bad_batch_split_is_a_clear_error(waterbirds_root, tmp_path):
 
 
 def test_data_root_may_hold_one_directory_per_dataset(tmp_path):
-    from deepnet.train import resolve_data_root
+    from deepnet.run_inputs import resolve_data_root
 
     (tmp_path / "waterbirds").mkdir()
     assert resolve_data_root(str(tmp_path), "waterbirds") == str(tmp_path / "waterbirds")

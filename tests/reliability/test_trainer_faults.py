@@ -11,7 +11,8 @@ import torch
 from deepnet.config import RunConfig
 from deepnet.data import make_fixture
 from deepnet.sweep.cli import main as sweep_main
-from deepnet.train import CHECKPOINT, divergence_bound, train
+from deepnet.run_files import CHECKPOINT
+from deepnet.train import divergence_bound, train
 from tests.helpers import killed_after_checkpoint, tiny_run_config
 
 
