@@ -1,4 +1,4 @@
-"""The suite on a real GPU in one prepared check (issue 16): CUDA tests, throughput, memory and MFU
+"""The suite on a real GPU in one prepared check: CUDA tests, throughput, memory and MFU
 per method beside the SGD paper's Table 4, the speed options and a profile of one step.
 
 ``python -m pipeline gpucheck --out DIR`` on one GPU, with the paper's Table 4 comparisons passed in

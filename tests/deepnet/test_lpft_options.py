@@ -1,4 +1,4 @@
-"""The LP / LP-FT options of issue 13 (the LP-FT authors' recipe, arXiv:2202.10054): feature
+"""The LP / LP-FT options (the LP-FT authors' recipe, arXiv:2202.10054): feature
 scaling, lbfgs iterations per C, ``normalize_lp`` and ``use_net_val_mode``, each set from the run's
 config, recorded in it and in its key."""
 from __future__ import annotations

@@ -93,7 +93,7 @@ def test_table3_best_results_are_the_table1_maxima():
 
 
 
-#: the text-vs-table inconsistencies issue 13 section 4 lists (errata.toml [[note]] ids).
+#: the text-vs-table inconsistencies of the papers (errata.toml [[note]] ids).
 REQUIRED_NOTES = {
     "table3_best_camelyon", "table3_best_waterbirds", "table3_caption_living17", "sec4_item4_bit101_fmow",
     "appB_lpft_higher", "sec1_states_vs_bytes", "sec4_item5_dino_imagenet1k", "table5_caption_gradual_unfreezing",

@@ -1,4 +1,4 @@
-"""Fault drill, ``python -m experiments report`` (issue 12 items 4 and 10): a bad argument is one
+"""Fault drill, ``python -m experiments report``: a bad argument is one
 message and exit 2 before anything is computed or written; a bad results line is named
 (``file:line``), skipped with a count, or with ``--strict`` an error."""
 from __future__ import annotations

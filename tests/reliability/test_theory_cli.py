@@ -1,4 +1,4 @@
-"""Fault drill for `python -m theory verify` and the problem constructors (issue 12, items 11-12).
+"""Fault drill for `python -m theory verify` and the problem constructors.
 
 Usage errors exit 2 before any check runs (a spy check records whether it ran); exit 1 is kept for
 a failed proven statement; a crashing check exits 3; bad problem inputs name the field.
