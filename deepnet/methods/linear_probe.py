@@ -19,17 +19,9 @@ C sweep instead of a fit to convergence; ``normalize_lp``, the probe rescaled to
 std before fine-tuning (:func:`normalize_probe`); and ``use_net_val_mode``, the network in eval
 mode while it trains (BatchNorm statistics frozen, dropout off).
 
-Defaults (chosen on the ``digits`` screen of issue 13, ``experiments/results/offline/lpft_screen/``):
-per-feature standardization fit to convergence (1000 iterations per C), no ``normalize_lp``, and
-eval mode while LP-FT fine-tunes. Per-feature standardization gives the best probe (global scaling
-lost 6-20 points of ID val on the small ViTs); ``normalize_lp`` makes the head so small that 100
-fine-tuning steps re-learn it from near-uniform logits (worse than LP on every screened model);
-eval mode removes EfficientNet-Lite0's collapse, whose BatchNorm in train mode moves the features
-the probe was fit on. What none of them removes: a probe that needs very large weights on
-low-variance features (SGD-pretrained small ViT on ``digits``: C = 100, ||W|| = 3,168 vs 1.8 for a
-fresh head) turns the smallest backbone change into large logit changes, so LP-FT loses to LP
-there at every learning rate tried; ``python -m deepnet.measure probehead`` measures the head, the
-loss and the backbone gradient it causes.
+Defaults: per-feature standardization fit to convergence (1000 iterations per C), no
+``normalize_lp``, and eval mode while LP-FT fine-tunes; the README (*Offline evidence*, C6) gives
+the screen that chose them and what each option does to the probe's head and to LP-FT.
 """
 from __future__ import annotations
 
