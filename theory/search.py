@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from common.helpformat import add_command
 from common.registry import Registry
+from theory.second_moment import OOD_KINDS
 
 #: margin given to parameter sets that violate a problem constraint (never the worst).
 INFEASIBLE = math.inf
@@ -85,7 +86,7 @@ class Objective:
 OBJECTIVES: Registry[Objective] = Registry("search objective")
 
 _TWO_LAYER = (Knob("d", 12, 200, integer=True), Knob("k", 1, 6, integer=True), Knob("n", 4, 60, integer=True),
-              Knob("m", 1, 60, integer=True), Knob("ood", choices=("identity", "random", "in_S", "out_S", "diagonal")),
+              Knob("m", 1, 60, integer=True), Knob("ood", choices=OOD_KINDS),
               Knob("ood_share", 0.02, 0.98), Knob("head_scale", 0.01, 3.0, log=True),
               Knob("w_norm", 0.1, 10.0, log=True), Knob("seed", 0, 10 ** 6, integer=True))
 

@@ -37,6 +37,7 @@ import torch
 from common.io import atomic_path
 from common.provenance import git_commit
 from deepnet.config import RunConfig
+from deepnet.methods.linear_probe import SCALINGS
 from common.helpformat import add_command, command_parser
 from deepnet.measure.batches import loader, on_device
 from deepnet.measure.output import DISTORTION, GRADNORMS, write_rows
@@ -335,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "backbone's gradient norm in train mode. No optimizer step is taken.")
     h.add_argument("--model", required=True, help="registered model name")
     h.add_argument("--dataset", required=True, help="registered dataset name")
-    h.add_argument("--scalings", nargs="+", default=["per_feature", "global"], choices=["per_feature", "global"],
+    h.add_argument("--scalings", nargs="+", default=list(SCALINGS), choices=SCALINGS,
                    help="probe feature scalings (per_feature is what LP / LP-FT use)")
     h.add_argument("--batch-size", type=int, default=32, help="the training batch measured")
 

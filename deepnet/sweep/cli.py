@@ -13,7 +13,7 @@ from typing import Any
 
 from common.helpformat import HelpFormatter, command_parser
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
-from deepnet.sweep.collect import FORMATS
+from deepnet.sweep.collect import FORMATS, SELECTIONS
 from deepnet.sweep.launchers import DEFAULT_LAUNCHER, LAUNCHERS, plan, run_sweep
 from deepnet.sweep.spec import SpecError, load_spec, tomllib
 from deepnet.sweep.states import RUN_STATES
@@ -116,7 +116,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     collect.add_argument("paths", nargs="+", type=Path, help="sweep directories or .jsonl files")
-    collect.add_argument("--selection", choices=["per_seed", "mean"], default="per_seed",
+    collect.add_argument("--selection", choices=SELECTIONS, default=SELECTIONS[0],
                          help="per_seed: best LR per seed; mean: one LR per cell by mean ID val")
     collect.add_argument("--format", choices=FORMATS + ("markdown",),
                          help="output format, markdown also as md (default: from --out's suffix .md, .csv, "
