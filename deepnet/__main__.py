@@ -106,6 +106,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def _run_train(args: argparse.Namespace) -> int:
     from deepnet.methods import get_method
+    from deepnet.sweep.states import OK
     from deepnet.train import train
 
     cfg = config_from_args(args)
@@ -118,7 +119,7 @@ def _run_train(args: argparse.Namespace) -> int:
     record = train(cfg, out, progress=not args.no_progress, keep_checkpoint=args.keep_checkpoint)
     summary = {k: record[k] for k in ("status", "best_epoch", "metrics", "time_s")}
     print(json.dumps({"run_dir": str(out), **summary}, indent=2))
-    return 0 if record["status"] == "ok" else 1
+    return 0 if record["status"] == OK else 1
 
 
 def _add_methods_parser(subparsers: argparse._SubParsersAction) -> None:
