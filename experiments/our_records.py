@@ -82,8 +82,8 @@ def summarize_results(paths: Iterable[str | Path], strict: bool = False) -> list
 
 def summary_tables(rows: list[dict[str, Any]]) -> dict[str, str]:
     """Summarized rows (:func:`summarize_results`) as ``{"md": markdown, "csv": csv}`` text, by
-    ``deepnet.sweep.collect`` (mean ± 90% half-width in percent; CSV as fractions)."""
-    from deepnet.sweep.collect import to_csv, to_markdown
+    ``deepnet.sweep.tables`` (mean ± 90% half-width in percent; CSV as fractions)."""
+    from deepnet.sweep.tables import to_csv, to_markdown
 
     return {"md": to_markdown(rows), "csv": to_csv(rows)}
 

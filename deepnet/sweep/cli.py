@@ -13,7 +13,8 @@ from typing import Any
 
 from common.helpformat import HelpFormatter, command_parser
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
-from deepnet.sweep.collect import FORMATS, SELECTIONS
+from deepnet.sweep.collect import SELECTIONS
+from deepnet.sweep.tables import FORMATS
 from deepnet.sweep.launchers import DEFAULT_LAUNCHER, LAUNCHERS, plan, run_sweep
 from deepnet.sweep.spec import SpecError, load_spec, tomllib
 from deepnet.sweep.states import RUN_STATES
@@ -241,9 +242,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from common.io import write_text
-    from deepnet.sweep.collect import (differences_to_markdown, load_records, lr_edge_warnings, paired_differences,
-                                       per_split, select_best, summarize, to_csv, to_json, to_latex, to_markdown,
-                                       to_pivot_markdown)
+    from deepnet.sweep.collect import load_records, lr_edge_warnings, paired_differences, per_split, select_best, summarize
+    from deepnet.sweep.tables import (differences_to_markdown, to_csv, to_json, to_latex, to_markdown,
+                                      to_pivot_markdown)
 
     try:
         with warnings.catch_warnings(record=True) as caught:

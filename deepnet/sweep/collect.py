@@ -16,7 +16,6 @@ rather than a percentile one, since the paper uses 3 seeds and percentiles of 3 
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Any, Iterable
 
-import pandas as pd
 from scipy import stats
 
 from common.io import read_json, read_jsonl
@@ -209,10 +207,6 @@ def summarize(cells: list[Cell]) -> list[dict[str, Any]]:
     return rows
 
 
-FORMATS = ("md", "csv", "latex", "json")
-_LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"}
-
-
 def per_split(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows without ``ood_avg`` where a row has several OOD splits (their own columns remain):
     an equal-weight average of different shifts is rarely what a table should show."""
@@ -237,79 +231,6 @@ def lr_edge_warnings(cells: list[Cell]) -> list[str]:
                 messages.append(f"{name}: the chosen lr {lr:g} is the {edge} of its grid "
                                 f"[{', '.join(f'{g:g}' for g in grid)}]; the best LR may lie outside it")
     return messages
-
-
-def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The rows as a DataFrame, one column per key in order of appearance (None where a row has no
-    value; accuracies as fractions)."""
-    frame = pd.DataFrame(rows)
-    return frame.astype(object).where(frame.notna(), None)
-
-
-def display_frame(rows: list[dict[str, Any]], pm: str = "±", text=str) -> pd.DataFrame:
-    """The rows for reading: settings as ``text(value)``, each metric with a value in some row as
-    one column of ``mean pm half-width`` in percent (empty where there is none)."""
-    frame = to_frame(rows)
-    settings = [c for c in frame.columns if not c.endswith(("_mean", "_ci90"))]
-    metrics = [c[: -len("_mean")] for c in frame.columns if c.endswith("_mean") and frame[c].notna().any()]
-    shown = pd.DataFrame({c: [text("" if v is None else v) for v in frame[c]] for c in settings})
-    for m in metrics:
-        halves = frame[f"{m}_ci90"] if f"{m}_ci90" in frame else [None] * len(frame)
-        shown[text(m)] = [_percent(c, h, pm) for c, h in zip(frame[f"{m}_mean"], halves)]
-    return shown
-
-
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    """The rows as CSV (accuracies as fractions in [0, 1]; empty cells where there is no value)."""
-    return to_frame(rows).to_csv(index=False, lineterminator="\n")
-
-
-def to_json(rows: list[dict[str, Any]]) -> str:
-    """The rows as a JSON list of objects (accuracies as fractions; null where there is no value)."""
-    return json.dumps(to_frame(rows).to_dict(orient="records"), indent=2) + "\n"
-
-
-def to_markdown(rows: list[dict[str, Any]]) -> str:
-    """The rows as a markdown table, accuracies in percent as ``mean ± 90% half-width``."""
-    if not rows:
-        return "(no results)\n"
-    shown = display_frame(rows)
-    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
-    lines += ["| " + " | ".join(values) + " |" for values in shown.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def to_latex(rows: list[dict[str, Any]]) -> str:
-    """The rows as a LaTeX ``tabular`` (booktabs rules), accuracies in percent as
-    ``mean $\\pm$ 90% half-width``, special characters of names escaped."""
-    if not rows:
-        return "% no results\n"
-    shown = display_frame(rows, pm="$\\pm$", text=lambda v: "".join(_LATEX_SPECIALS.get(c, c) for c in str(v)))
-    return shown.to_latex(index=False, escape=False)
-
-
-def to_pivot_markdown(rows: list[dict[str, Any]], metric: str, methods: list[str] | None = None) -> str:
-    """One metric as a paper-style table: a row per (model, dataset, other varying settings), a
-    column per method (``methods`` in that order, else as they appear), cells ``mean ± 90%
-    half-width`` in percent."""
-    if not rows:
-        return "(no results)\n"
-    if not any(f"{metric}_mean" in row for row in rows):
-        known = sorted({c[: -len("_mean")] for row in rows for c in row if c.endswith("_mean")})
-        raise ValueError(f"no metric {metric!r} in these results; known: {', '.join(known)}")
-    settings = [c for c in rows[0] if c not in ("method", "n_seeds", "n_lrs", "n_diverged", "lr")
-                and not c.endswith(("_mean", "_ci90"))]
-    methods = methods or list(dict.fromkeys(row["method"] for row in rows))
-    table: dict[tuple, dict[str, str]] = {}
-    for row in rows:
-        cells = table.setdefault(tuple(str(row[c]) for c in settings), {})
-        cells[row["method"]] = _percent(row.get(f"{metric}_mean"), row.get(f"{metric}_ci90"))
-    lines = [
-        f"| {' | '.join(settings + methods)} |",
-        "|" + "---|" * (len(settings) + len(methods)),
-    ]
-    lines += [f"| {' | '.join(list(key) + [cells.get(m, '') for m in methods])} |" for key, cells in table.items()]
-    return "\n".join(lines) + "\n"
 
 
 def paired_differences(cells: list[Cell], pairs: list[tuple[str, str]], metric: str) -> list[dict[str, Any]]:
@@ -340,24 +261,6 @@ def paired_differences(cells: list[Cell], pairs: list[tuple[str, str]], metric: 
             row[f"{name}_n"] = len(diffs)
         rows.append(row)
     return rows
-
-
-def differences_to_markdown(rows: list[dict[str, Any]]) -> str:
-    """Paired differences as markdown, in percentage points: ``+mean ± 90% half-width (n)``."""
-    if not rows:
-        return "(no results)\n"
-    settings = [c for c in rows[0] if not c.endswith(("_mean", "_ci90", "_n"))]
-    pairs = [c[: -len("_mean")] for c in rows[0] if c.endswith("_mean")]
-    lines = [f"| {' | '.join(settings + [p.replace('-', ' − ') for p in pairs])} |",
-             "|" + "---|" * (len(settings) + len(pairs))]
-    for row in rows:
-        cells = [str(row[c]) for c in settings]
-        for p in pairs:
-            centre, half, n = row[f"{p}_mean"], row[f"{p}_ci90"], row[f"{p}_n"]
-            cells.append("" if centre is None else
-                         f"{100 * centre:+.1f}" + (f" ± {100 * half:.1f}" if half is not None else "") + f" ({n})")
-        lines.append(f"| {' | '.join(cells)} |")
-    return "\n".join(lines) + "\n"
 
 
 def _best(records: list[dict]) -> dict:
@@ -391,10 +294,3 @@ def _varying_settings(cells: list[Cell]) -> list[str]:
         raise ValueError(f"cell {clash} holds one method with different options {sorted(recipes[clash])}; "
                          "collect them separately")
     return varying
-
-
-def _percent(centre: float | None, half: float | None, pm: str = "±") -> str:
-    if centre is None or (isinstance(centre, float) and math.isnan(centre)):
-        return ""
-    has_half = half is not None and not (isinstance(half, float) and math.isnan(half))
-    return f"{100 * centre:.1f}" + (f" {pm} {100 * half:.1f}" if has_half else "")

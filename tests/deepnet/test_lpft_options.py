@@ -117,7 +117,8 @@ def _record(method: str, seed: int, id_val: float, **options) -> dict:
 
 
 def test_collect_keeps_method_options_with_the_method_not_the_row():
-    from deepnet.sweep.collect import paired_differences, select_best, summarize, to_pivot_markdown
+    from deepnet.sweep.collect import paired_differences, select_best, summarize
+    from deepnet.sweep.tables import to_pivot_markdown
 
     records = [_record("sgd", s, 0.5) for s in (0, 1)]
     records += [_record("lp_ft", s, 0.6 + 0.01 * s, lp_scaling="global", normalize_lp=True) for s in (0, 1)]

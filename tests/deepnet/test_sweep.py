@@ -23,8 +23,8 @@ from common.io import append_jsonl, read_jsonl, write_json
 from deepnet.sweep import SpecError, load_spec, parse_spec, plan, run_sweep
 from deepnet.sweep import launchers
 from deepnet.sweep.cli import main as sweep_main
-from deepnet.sweep.collect import (differences_to_markdown, interval90, load_records, paired_differences,
-                                   select_best, summarize, to_csv, to_markdown)
+from deepnet.sweep.collect import interval90, load_records, paired_differences, select_best, summarize
+from deepnet.sweep.tables import differences_to_markdown, to_csv, to_markdown
 from deepnet.run_files import SWEEP_RESULTS
 from deepnet.sweep.runner import adopt_records, run_dir_of, run_one
 
