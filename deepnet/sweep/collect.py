@@ -74,6 +74,23 @@ def load_records(paths: str | Path | Iterable[str | Path], strict: bool = False)
         A path that is neither a file nor a directory.
     ValueError
         (``strict``) A bad line or record.
+
+    See Also
+    --------
+    select_best, summarize : the table's cells and rows from these records.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from deepnet.sweep.collect import load_records
+    >>> config = {"model": "resnet50", "dataset": "waterbirds", "method": "sgd", "lr": 1e-3, "seed": 0}
+    >>> lines = [{"config": config, "metrics": {"id_val": 0.8}}, {"config": config, "metrics": {"id_val": 0.9}}]
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     _ = (Path(root) / "results.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in lines))
+    ...     records = load_records(root)
+    >>> [r["metrics"]["id_val"] for r in records]  # one record per config: the last
+    [0.9]
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -143,9 +160,46 @@ def metric_values(record: dict) -> dict[str, float | None]:
 
 
 def select_best(records: list[dict], selection: str = "per_seed") -> list[Cell]:
-    """Group records into cells and choose the best-on-ID-val LR (see the module docstring).
+    """Group run records into table cells and choose each cell's learning rate on ID validation.
 
-    Runs without an ID-val accuracy (e.g. diverged before the first evaluation) cannot be chosen.
+    A cell is every record sharing the config but for ``lr`` and ``seed``. Runs without an ID-val
+    accuracy (e.g. diverged before the first evaluation) cannot be chosen; ties go to the smaller LR.
+
+    Parameters
+    ----------
+    records : list of dict
+        Run records (``{"config": ..., "metrics": {"id_val": ..., ...}}``), e.g. from
+        :func:`load_records`.
+    selection : {"per_seed", "mean"}, default "per_seed"
+        ``"per_seed"``: for each seed, the LR with the best ID-val accuracy (the paper's protocol).
+        ``"mean"``: one LR per cell, the best ID-val accuracy averaged over seeds.
+
+    Returns
+    -------
+    list of Cell
+        One per cell: its setting, all its runs and the chosen ones (one per seed, in seed order).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``selection``, or a record whose config is not a valid :class:`RunConfig`.
+
+    References
+    ----------
+    .. [1] A. Kumar, R. Shen, S. Bubeck, S. Gunasekar, "How to Fine-Tune Vision Models with SGD",
+       arXiv:2211.09359, Appendix A and Table 5 (learning rate chosen on ID validation).
+
+    Examples
+    --------
+    >>> from deepnet.sweep.collect import select_best
+    >>> def record(lr, seed, id_val):
+    ...     config = {"model": "resnet50", "dataset": "waterbirds", "method": "sgd", "lr": lr, "seed": seed}
+    ...     return {"config": config, "metrics": {"id_val": id_val}}
+    >>> runs = [record(1e-3, 0, 0.80), record(1e-2, 0, 0.85), record(1e-3, 1, 0.84), record(1e-2, 1, 0.82)]
+    >>> [r["config"]["lr"] for r in select_best(runs)[0].chosen]
+    [0.01, 0.001]
+    >>> [r["config"]["lr"] for r in select_best(runs, "mean")[0].chosen]
+    [0.01, 0.01]
     """
     if selection not in SELECTIONS:
         raise ValueError(f"unknown selection {selection!r}; known: {', '.join(SELECTIONS)}")
@@ -182,9 +236,39 @@ def interval90(values: list[float]) -> tuple[float, float | None]:
 
 
 def summarize(cells: list[Cell]) -> list[dict[str, Any]]:
-    """One table row per cell: its setting, seeds, LRs, chosen LR(s), and mean / ci90 per metric.
+    """One table row per cell: its setting, counts, chosen LR(s), and mean / 90% half-width per metric.
 
-    A metric's mean is over the seeds whose chosen run reports it; ``n_seeds`` counts chosen runs.
+    A metric's mean is over the seeds whose chosen run reports it; the half-width is the one of
+    :func:`interval90` (None with a single seed).
+
+    Parameters
+    ----------
+    cells : list of Cell
+        From :func:`select_best`.
+
+    Returns
+    -------
+    list of dict
+        Rows sorted by setting, each with ``model``, ``dataset``, ``method``, any other setting
+        that differs between cells, ``n_seeds`` (chosen runs), ``n_lrs`` (LRs run),
+        ``n_diverged``, ``lr`` (the chosen LRs, space-separated) and ``<metric>_mean`` /
+        ``<metric>_ci90`` for each metric of :func:`metric_values` (fractions, not percent).
+        :mod:`deepnet.sweep.tables` renders them.
+
+    Raises
+    ------
+    ValueError
+        One method recorded with two sets of method options in one row.
+
+    Examples
+    --------
+    >>> from deepnet.sweep.collect import select_best, summarize
+    >>> def record(seed, id_val, ood):
+    ...     config = {"model": "resnet50", "dataset": "waterbirds", "method": "sgd", "lr": 1e-3, "seed": seed}
+    ...     return {"config": config, "metrics": {"id_val": id_val, "ood": {"test": ood}}}
+    >>> row, = summarize(select_best([record(0, 0.80, 0.60), record(1, 0.82, 0.66), record(2, 0.84, 0.63)]))
+    >>> row["n_seeds"], row["lr"], round(row["ood/test_mean"], 3), round(row["ood/test_ci90"], 3)
+    (3, '0.001', 0.63, 0.051)
     """
     varying = _varying_settings(cells)
     rows = []
