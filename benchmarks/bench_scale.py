@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verify-instances", type=int, default=100, help="instances for the verify rate")
     args = ap.parse_args(argv)
     n, k = (40, 3) if args.quick else (200, 5)
-    dims = args.dims or ([200] if args.quick else [200, 2_000, 20_000, 200_000])
+    dims = args.dims or ([60] if args.quick else [200, 2_000, 20_000, 200_000])
     m = min(args.m, n // 2) if args.quick else args.m
     stiff_d, stiff_n = (60, 12) if args.quick else (2_000, 200)
     verify_n, workers = (2, 1) if args.quick else (args.verify_instances, 2)

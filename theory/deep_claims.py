@@ -2,8 +2,9 @@
 
 Each check runs `theory.deep_experiment.run_table` on min(instances, MAX_PROBLEMS) random problems
 (one problem = one seed: pretraining task and init, shifted downstream task, fresh head), both
-pretraining rules, the fine-tuning methods the claim needs; the table is computed once per
-(problems, seed) and shared by the four checks. Comparisons of OOD losses are paired per problem in
+pretraining rules, the fine-tuning methods the claim needs; each problem's results are computed once
+per process and shared by the four checks and by every problem count drawn from the same seed (the
+problems of a smaller count are the first ones of a larger). Comparisons of OOD losses are paired per problem in
 log space, r = log(OOD_a / OOD_b), with the tolerance LOG_TOL (about 5%) stated in every result.
 C10-C12 are statements about averages (the paper's are averages over datasets). A claimed effect
 ("SGD is worse", "the gap is larger") must be established: mean - Z_SEM * sem > LOG_TOL, sem the
@@ -17,7 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from theory.deep_experiment import DeepConfig, SeedResult, run_table
+from theory.deep_experiment import DeepConfig, SeedResult, run_seed
+from theory.deep_methods import PRETRAINERS
 from theory.verdict import ClaimResult, register_claim
 
 #: problems per check, whatever `instances` says (keeps `python -m theory verify` cheap).
@@ -29,10 +31,19 @@ Z_SEM = 2.0
 _METHODS = ("sgd", "sgd_freeze_embed", "sgd_freeze_embed_no_momentum", "adamw", "adamw_freeze_embed")
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=4 * MAX_PROBLEMS)
+def _problem(problem_seed: int) -> tuple[SeedResult, ...]:
+    """One problem of the table: its result per pretraining rule, in PRETRAINERS order."""
+    return tuple(run_seed(DeepConfig(), problem_seed, tuple(PRETRAINERS), _METHODS))
+
+
 def _table(problems: int, seed: int) -> dict[str, list[SeedResult]]:
-    seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(problems)]
-    return run_table(DeepConfig(), seeds, methods=_METHODS)
+    """`run_table` on the first `problems` problem seeds drawn from `seed`, from the per-problem cache."""
+    table: dict[str, list[SeedResult]] = {pre: [] for pre in PRETRAINERS}
+    for problem_seed in np.random.SeedSequence(seed).generate_state(problems):
+        for res in _problem(int(problem_seed)):
+            table[res.pretrainer].append(res)
+    return table
 
 
 def _problems(instances: int) -> int:

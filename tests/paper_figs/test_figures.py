@@ -21,10 +21,10 @@ PDF_MAGIC = b"%PDF"
 PAPER_FIGS = Path(__file__).resolve().parents[2] / "paper_figs"
 
 
-@pytest.fixture
-def results(tmp_path: Path) -> list[Path]:
-    res = tmp_path / "results"
-    res.mkdir()
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> list[Path]:
+    """A synthetic results folder, written once for the module; the tests only read it."""
+    res = tmp_path_factory.mktemp("results")
     write_jsonl(res / "runs.jsonl", seeded_records("small_vit", "digits") + seeded_records("small_resnet", "digits"))
     groups = [{"model": "small_vit", "dataset": "digits", "index": i, "label": lab, "kind": kind, "num_params": 100,
                "param_norm": 2.0, "grad_norm": g, "num_batches": 2, "grad_over_param_norm": g / 2.0,
@@ -51,21 +51,37 @@ def _heights(ax) -> list[float]:
     return [bar.get_height() for bar in ax.patches]
 
 
+SMALL_THEORY = {"PROBLEM": dict(d=8, k=2, n=4), "T_MAX": 20.0}
+
+
 @pytest.fixture
 def small_theory_problems(monkeypatch):
     """The theory figures on small problems and a short horizon: what they draw, not the theory, is under test."""
-    monkeypatch.setattr(theory_figs, "PROBLEM", dict(d=8, k=2, n=4))
-    monkeypatch.setattr(theory_figs, "T_MAX", 20.0)
+    for name, value in SMALL_THEORY.items():
+        monkeypatch.setattr(theory_figs, name, value)
 
 
-@pytest.mark.parametrize("make", [fig1b.make, lpft_bars.make, grad_norms.make], ids=["fig1b", "lpft_bars", "grad_norms"])
-def test_figure_from_paper_only_and_with_ours(make, tmp_path, results):
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, results) -> dict[str, list[Path]]:
+    """Every figure of the registry (the tables aside) built once with our results, the theory
+    figures on small problems: {figure name: the files `build_figures` wrote for it}."""
+    out = tmp_path_factory.mktemp("figures")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in SMALL_THEORY.items():
+            mp.setattr(theory_figs, name, value)
+        return {n: build_figures([n], out, results=results, progress=False)
+                for n in FIGURES.names() if "tables" not in n}
+
+
+@pytest.mark.parametrize("make, name", [(fig1b.make, "fig1b"), (lpft_bars.make, "lpft_bars"), (grad_norms.make, "fig2")],
+                         ids=["fig1b", "lpft_bars", "grad_norms"])
+def test_figure_from_paper_only_and_with_ours(make, name, tmp_path, built):
     assert _is_png_and_pdf(make(tmp_path / "paper", results=[]))
-    assert _is_png_and_pdf(make(tmp_path / "ours", results=results))
+    assert _is_png_and_pdf(built[name])  # with ours: the registry's build (fig2 is grad_norms.make, raw norms)
 
 
-def test_every_figure_is_also_a_pdf(tmp_path, results, small_theory_problems):
-    written = build_figures([n for n in FIGURES.names() if "tables" not in n], tmp_path, results=results, progress=False)
+def test_every_figure_is_also_a_pdf(built):
+    written = [p for paths in built.values() for p in paths]
     pngs = {p.with_suffix("") for p in written if p.suffix == ".png"}
     assert pngs and pngs == {p.with_suffix("") for p in written if p.suffix == ".pdf"}
 
@@ -112,8 +128,8 @@ def test_our_panels_are_per_cell_with_90_percent_intervals(results):
     assert row["n_seeds"] == 3 and row["ood_avg_ci90"] > 0
 
 
-def test_ours_intervals_figure_shows_each_claims_cells(tmp_path, results):
-    assert _is_png_and_pdf(intervals.make(tmp_path, results=results))
+def test_ours_intervals_figure_shows_each_claims_cells(tmp_path, results, built):
+    assert _is_png_and_pdf(built["ours_intervals"])
     assert intervals.make(tmp_path / "none", results=[]) == [] and intervals.figure(results=[]) is None
     panels = [(spec, res) for spec, res in claim_results(results) if any(c.half != 0.0 for c in getattr(res, "cells", []))]
     fig = intervals.figure(results=results)
@@ -139,8 +155,8 @@ def test_fig1b_paper_values_add_the_printed_gains():
     assert vals["sgd_freeze_embed_no_momentum"]["ood"] == pytest.approx(76.9)
 
 
-def test_theory_figure(tmp_path, small_theory_problems):
-    assert _is_png_and_pdf(theory_figs.ood_over_time(tmp_path))
+def test_theory_figure(built, small_theory_problems):
+    assert _is_png_and_pdf(built["theory_ood_over_time"])
     (ax,) = theory_figs.ood_over_time_figure().axes
     assert [line.get_label() for line in ax.get_lines()] == ["LP", "FT", "LP-FT"]
     for line in ax.get_lines():
