@@ -1,6 +1,8 @@
 """Fixtures every test folder may use (the builders behind them are in :mod:`tests.helpers`)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from deepnet.data import make_fixture
@@ -11,3 +13,15 @@ def waterbirds_root(tmp_path_factory) -> str:
     """The Waterbirds fixture tree (12 training images of 16 px), written once per session; tests
     read it and never change it. Its parent holds nothing else (a root of one folder per dataset)."""
     return str(make_fixture("waterbirds", tmp_path_factory.mktemp("waterbirds_data"), n_per_class=2, image_size=16))
+
+
+@pytest.fixture(scope="session")
+def tiny_full_run(waterbirds_root, tmp_path_factory) -> tuple[Path, dict]:
+    """``(run directory, record)`` of :func:`tests.helpers.tiny_run_config` on the Waterbirds
+    fixture trained uninterrupted with its checkpoint kept, once per session: the reference that
+    resume tests compare against; tests read it and never change it."""
+    from deepnet.train import train
+    from tests.helpers import tiny_run_config
+
+    run_dir = tmp_path_factory.mktemp("tiny_full_run") / "full"
+    return run_dir, train(tiny_run_config(waterbirds_root), run_dir, progress=False, keep_checkpoint=True)

@@ -169,3 +169,31 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+def write_mnist_subset(root: Path, every: int = 10) -> Path:
+    """A ``digits`` data root holding every ``every``-th row of the shipped MNIST 5k CSV (its rows are
+    sorted by label, so each class keeps ``500 / every`` real images); UCI OOD digits need no root.
+
+    Parameters
+    ----------
+    root : Path
+        The data root to write ``mnist_5k.csv.gz`` into (created).
+    every : int
+        Keep one row in ``every``.
+
+    Returns
+    -------
+    Path
+        ``root``.
+    """
+    import gzip
+
+    from deepnet.data.digits import MNIST_FILE, mnist_path
+
+    with gzip.open(mnist_path(None), "rt") as f:
+        rows = f.readlines()[::every]
+    root.mkdir(parents=True, exist_ok=True)
+    with gzip.open(root / MNIST_FILE, "wt") as f:
+        f.writelines(rows)
+    return root

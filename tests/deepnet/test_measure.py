@@ -17,6 +17,7 @@ from deepnet.models.classifier import Classifier
 from deepnet.models.registry import LayerMap, check_layer_map
 from deepnet.models.vit import timm_vit_layer_map
 from deepnet.run_files import CHECKPOINT
+from tests.helpers import write_mnist_subset
 
 RTOL = 1e-6  # float32 gradients summed in float64: agreement to ~1e-7 relative expected
 
@@ -353,8 +354,10 @@ def test_probehead_cli_fits_each_scaling_on_real_features(tmp_path, capsys, monk
     # one C instead of the paper's 50, and a short lbfgs: the fits, not the grid or convergence, are under test
     monkeypatch.setattr(linear_probe, "fit_linear_probe",
                         functools.partial(linear_probe.fit_linear_probe, c_grid=(1.0,), max_iter=50))
+    # 500 real MNIST images (train 400 / id_val 50) instead of 5,000: a probe above chance needs no more
+    root = write_mnist_subset(tmp_path / "data")
     main(["probehead", "--model", "small_resnet_fmnist_sgd", "--dataset", "digits", "--image-size", "28",
-          "--batch-size", "16", "--out", str(tmp_path)])
+          "--batch-size", "16", "--data-root", str(root), "--out", str(tmp_path)])
     assert "backbone grad norm" in capsys.readouterr().out
     rows = _jsonl(tmp_path / "probehead_small_resnet_fmnist_sgd_digits.jsonl")
     assert [r["scaling"] for r in rows] == ["per_feature", "global"]

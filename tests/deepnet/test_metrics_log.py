@@ -54,14 +54,15 @@ def _log_past_the_checkpoint(run_dir) -> None:
         f.write(json.dumps({"kind": "step", "step": 4, "epoch": 1, "loss": 9.0, "lr": 1.0}) + "\n{\"kind")
 
 
-def test_a_resumed_run_logs_each_step_once(waterbirds_root, tmp_path):
+def test_a_resumed_run_logs_each_step_once(waterbirds_root, tiny_full_run, tmp_path):
     cfg = tiny_run_config(waterbirds_root)
-    train(cfg, tmp_path / "full", progress=False)
+    full_dir, record = tiny_full_run  # the same config trained uninterrupted
+    assert record["config"] == cfg.to_dict()
     with killed_after_checkpoint(saves=1, on_kill=_log_past_the_checkpoint), pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "resumed", progress=False)  # preempted after epoch 0
     assert [r["step"] for r in read_metrics(tmp_path / "resumed")[0]] == [1, 2, 3, 4]
     train(cfg, tmp_path / "resumed", progress=False)
-    full, resumed = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "resumed")
+    full, resumed = read_metrics(full_dir), read_metrics(tmp_path / "resumed")
     assert [r["step"] for r in resumed[0]] == list(range(1, 7)) and [r["step"] for r in resumed[1]] == [3, 6]
     assert [r["loss"] for r in resumed[0]] == pytest.approx([r["loss"] for r in full[0]])
 

@@ -44,9 +44,10 @@ def test_cli_run_writes_the_contract_record_and_a_rerun_returns_it(waterbirds_ro
     assert main(argv) == 0 and read_json(out / RESULT) == record  # finished: returned, not retrained
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(waterbirds_root, tmp_path):
+def test_resume_after_interruption_matches_an_uninterrupted_run(waterbirds_root, tiny_full_run, tmp_path):
     cfg = tiny_run_config(waterbirds_root, method="sgd")  # momentum: the optimizer state must survive too
-    full = train(cfg, tmp_path / "full", progress=False, keep_checkpoint=True)
+    full_dir, full = tiny_full_run  # the same config trained uninterrupted
+    assert full["config"] == cfg.to_dict()
     with killed_after_checkpoint(saves=1), pytest.raises(KeyboardInterrupt):  # preempted after epoch 0
         train(cfg, tmp_path / "resumed", progress=False, keep_checkpoint=True)
     assert torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)["epoch"] == 1
@@ -56,7 +57,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(waterbirds_root,
     with pytest.raises(ValueError, match="different config"):
         train(tiny_run_config(waterbirds_root, lr=0.5), tmp_path / "resumed", progress=False)
 
-    a = torch.load(tmp_path / "full" / CHECKPOINT, weights_only=False)
+    a = torch.load(full_dir / CHECKPOINT, weights_only=False)
     b = torch.load(tmp_path / "resumed" / CHECKPOINT, weights_only=False)
     assert a["model"].keys() == b["model"].keys()
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
