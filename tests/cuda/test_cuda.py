@@ -18,10 +18,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from deepnet.measure.cli import main as measure_main
-from deepnet.models import create_model
-from deepnet.train import train
-from tests.helpers import tiny_run_config
+# deepnet is imported by the tests that use it: without a GPU every test skips, and the stage
+# cuda_tests of `python -m pipeline gpucheck` then collects this file without loading timm.
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -67,6 +65,8 @@ def forward_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 def model_reference_and_batch(name: str, batch: int, size: int) -> tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]:
     """A random-weight 10-class ``name`` on CUDA in train mode, its float64 copy, and a random batch
     of ``batch`` images of ``size`` px with labels."""
+    from deepnet.models import create_model
+
     torch.manual_seed(0)
     model = create_model(name, num_classes=10, pretrained=False, device=CUDA).model.train()
     ref = copy.deepcopy(model).double()
@@ -118,6 +118,9 @@ def test_fp16_grad_scaler_skips_overflowing_steps_and_unscales_gradients(no_tf32
 
 def test_trainer_fp16_path_and_speed_options_run_on_cuda(waterbirds_root, tmp_path, monkeypatch):
     """train() with fp16 + GradScaler (as on a GPU without bf16), then bf16 with the speed options on."""
+    from deepnet.train import train
+    from tests.helpers import tiny_run_config
+
     with monkeypatch.context() as m:
         m.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
         fp16 = train(tiny_run_config(waterbirds_root, device=CUDA), tmp_path / "fp16", progress=False)
@@ -131,6 +134,8 @@ def test_trainer_fp16_path_and_speed_options_run_on_cuda(waterbirds_root, tmp_pa
 
 
 def test_channels_last_convnext_matches_contiguous(no_tf32):
+    from deepnet.models import create_model
+
     torch.manual_seed(0)
     model = create_model("convnext_b", num_classes=10, pretrained=False, device=CUDA).model.train()
     last = copy.deepcopy(model).to(memory_format=torch.channels_last)
@@ -150,6 +155,8 @@ def test_channels_last_convnext_matches_contiguous(no_tf32):
 
 
 def test_measure_memory_cuda_peak_agrees_with_the_exact_accounting(tmp_path):
+    from deepnet.measure.cli import main as measure_main
+
     methods = ["sgd", "adamw", "sgd_freeze_embed", "sgd_freeze_embed_no_momentum"]
     assert measure_main(["memory", "--models", "clip_vit_b16", "--methods", *methods, "--device", CUDA,
                          "--out", str(tmp_path)]) == 0
@@ -164,6 +171,8 @@ def test_measure_memory_cuda_peak_agrees_with_the_exact_accounting(tmp_path):
 
 
 def test_ddp_step_over_nccl_at_world_size_one(tmp_path):
+    from deepnet.models import create_model
+
     assert dist.is_nccl_available()
     dist.init_process_group("nccl", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
