@@ -60,7 +60,7 @@ def test_two_process_gloo_run_matches_single_process(waterbirds_root, tmp_path):
     launcher = mp.get_context("spawn").Process(target=_ranks, args=(root, out, _free_port()))
     launcher.start()
     single = _run(root, str(tmp_path / "single"), str(tmp_path / "single.pt"))  # while the ranks start
-    launcher.join(timeout=300)
+    launcher.join(timeout=90)
     if launcher.is_alive():
         launcher.kill()
     assert launcher.exitcode == 0, f"the ranks' process ended with {launcher.exitcode}"
