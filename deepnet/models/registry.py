@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
 OFFLINE_ENV = "DEEPNET_OFFLINE"
 
-# Family modules that register factories on import.
+# Family modules that register factories on import, those that import timm only to build a model
+# first: a run of one of their models (the offline small models) starts without importing timm.
 # deepnet.models.openclip registers nothing (vit.py imports it for backend="open_clip" only), so
 # open_clip is needed only by that backend, not by every model.
-_FAMILY_MODULES = ("vit", "convnext", "bit", "efficientnet_lite", "small")
+_LIGHT_FAMILY_MODULES = ("efficientnet_lite", "small")
+_TIMM_FAMILY_MODULES = ("vit", "convnext", "bit")
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def local_weights(factory: ModelFactory) -> ModelFactory:
 def pretrained_weights_used(name: str, pretrained: bool) -> bool:
     """Whether :func:`create_model` loads pretrained weights for ``name``: asked for, and either
     local (:func:`local_weights`) or from the hub while ``DEEPNET_OFFLINE`` is not set."""
-    load_model_families()
+    load_model_families(name)
     factory = MODELS.get(name)
     return pretrained and (getattr(factory, "weights_are_local", False) or not offline_requested())
 
@@ -161,9 +163,20 @@ def check_layer_map(model: "Classifier", layer_map: LayerMap) -> None:
         )
 
 
-def load_model_families() -> None:
-    """Import every model family module so that its factories are registered."""
-    for family in _FAMILY_MODULES:
+def load_model_families(name: str | None = None) -> None:
+    """Import the model family modules so that their factories are registered.
+
+    Parameters
+    ----------
+    name : str, optional
+        The one model needed: the timm-backed families are imported only when the families that
+        import timm lazily do not register it. None (default) imports every family.
+    """
+    for family in _LIGHT_FAMILY_MODULES:
+        importlib.import_module(f"deepnet.models.{family}")
+    if name is not None and name in MODELS.names():
+        return
+    for family in _TIMM_FAMILY_MODULES:
         importlib.import_module(f"deepnet.models.{family}")
 
 
@@ -215,7 +228,7 @@ def create_model(name: str, num_classes: int, pretrained: bool = True, **kw) -> 
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    load_model_families()
+    load_model_families(name)
     factory = MODELS.get(name)
     bundle = factory(num_classes=num_classes, pretrained=pretrained_weights_used(name, pretrained), **kw)
     check_layer_map(bundle.model, bundle.layer_map)

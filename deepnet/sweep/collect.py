@@ -23,8 +23,6 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Any, Iterable
 
-from scipy import stats
-
 from common.io import read_json, read_jsonl
 from deepnet.config import EXECUTION_ONLY, METHOD_OPTIONS, RunConfig  # EXECUTION_ONLY: never a separate cell
 from deepnet.run_files import DONE_MARKER, METRICS, RESULT
@@ -231,6 +229,8 @@ def interval90(values: list[float]) -> tuple[float, float | None]:
     centre = mean(values)
     if len(values) == 1:
         return centre, None
+    from scipy import stats  # imported here: every command line imports this module for SELECTIONS
+
     half = stats.t.ppf(0.95, len(values) - 1) * stdev(values) / math.sqrt(len(values))
     return centre, float(half)
 

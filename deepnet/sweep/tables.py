@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("md", "csv", "latex", "json")
 _LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"}
@@ -20,6 +21,8 @@ _LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"}
 def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The rows as a DataFrame, one column per key in order of appearance (None where a row has no
     value; accuracies as fractions)."""
+    import pandas as pd  # imported here: every command line imports this module for FORMATS
+
     frame = pd.DataFrame(rows)
     return frame.astype(object).where(frame.notna(), None)
 
@@ -27,6 +30,8 @@ def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def display_frame(rows: list[dict[str, Any]], pm: str = "±", text=str) -> pd.DataFrame:
     """The rows for reading: settings as ``text(value)``, each metric with a value in some row as
     one column of ``mean pm half-width`` in percent (empty where there is none)."""
+    import pandas as pd
+
     frame = to_frame(rows)
     settings = [c for c in frame.columns if not c.endswith(("_mean", "_ci90"))]
     metrics = [c[: -len("_mean")] for c in frame.columns if c.endswith("_mean") and frame[c].notna().any()]

@@ -41,6 +41,13 @@ def _worker(rank: int, root: str, out: str, port: int) -> None:
     _run(root, os.path.join(out, "ddp"), os.path.join(out, f"rank{rank}.pt"))
 
 
+def _ranks(root: str, out: str, port: int) -> None:
+    """Fork the ranks from this fresh process once it has imported the trainer and built the run's
+    inputs: the ranks start with every import done, and forking is safe (no autograd ran here)."""
+    build_inputs(_config(root))
+    mp.start_processes(_worker, args=(root, out, port), nprocs=WORLD, join=True, start_method="fork")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,8 +57,13 @@ def _free_port() -> int:
 def test_two_process_gloo_run_matches_single_process(waterbirds_root, tmp_path):
     root = waterbirds_root
     out = str(tmp_path)
-    mp.spawn(_worker, args=(root, out, _free_port()), nprocs=WORLD, join=True)
-    single = _run(root, str(tmp_path / "single"), str(tmp_path / "single.pt"))
+    launcher = mp.get_context("spawn").Process(target=_ranks, args=(root, out, _free_port()))
+    launcher.start()
+    single = _run(root, str(tmp_path / "single"), str(tmp_path / "single.pt"))  # while the ranks start
+    launcher.join(timeout=90)
+    if launcher.is_alive():
+        launcher.kill()
+    assert launcher.exitcode == 0, f"the ranks' process ended with {launcher.exitcode}"
 
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     ref = torch.load(tmp_path / "single.pt")

@@ -16,7 +16,6 @@ from pathlib import Path
 import cloudpickle
 import pytest
 import submitit
-import torch
 
 from deepnet.config import RunConfig
 from common.io import append_jsonl, read_jsonl, write_json
@@ -63,8 +62,17 @@ def fake_train(cfg: RunConfig, run_dir: Path, progress: bool = True) -> dict:
         "resumed": resumed,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "pid": os.getpid(),
-        "torch_threads": torch.get_num_threads(),
     }
+    write_json(run_dir / "result.json", record)
+    return record
+
+
+def threads_recording_train(cfg: RunConfig, run_dir: Path, progress: bool = True) -> dict:
+    """:func:`fake_train` that also records the process's torch threads (the fake itself imports no
+    torch, so a worker that needs none starts without it)."""
+    import torch
+
+    record = {**fake_train(cfg, run_dir, progress), "torch_threads": torch.get_num_threads()}
     write_json(run_dir / "result.json", record)
     return record
 
@@ -271,7 +279,7 @@ def test_local_launcher_cpu_workers_share_runs_with_split_threads(tmp_path, monk
     monkeypatch.setattr(launchers, "POLL_S", 0.2)
     monkeypatch.setattr(launchers, "visible_gpus", lambda: [])
     cfgs = configs(lrs=(0.1, 0.2, 0.3))
-    report = run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False, cpu_workers=2)
+    report = run_sweep(cfgs, tmp_path, train_fn=threads_recording_train, progress=False, cpu_workers=2)
     assert [o.status for o in report.outcomes] == ["ok", "ok", "ok"]
     records = {r["config"]["lr"]: r for r in read_jsonl(tmp_path / SWEEP_RESULTS)}
     assert records[0.1]["pid"] == records[0.3]["pid"] != records[0.2]["pid"] != os.getpid()
@@ -288,10 +296,11 @@ def test_interrupted_local_sweep_stops_its_workers(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(launchers, "_follow", interrupt_once_started)
-    monkeypatch.setattr(launchers, "visible_gpus", lambda: [])
     cfgs = configs(lrs=(SLEEP_LR, SLEEP_LR + 0.01))
+    # two workers pinned to GPUs 0 and 1 (the fake uses none): the interrupt takes the path of CPU
+    # workers, and a worker without threads to set starts without importing torch
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False, cpu_workers=2)
+        run_sweep(cfgs, tmp_path, train_fn=fake_train, progress=False, gpus=[0, 1])
     pid = int((run_dir_of(tmp_path, cfgs[0]) / "pid").read_text())
     for _ in range(100):  # the worker gets SIGINT; it must be gone well before its 60 s sleep ends
         try:
