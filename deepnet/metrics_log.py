@@ -37,7 +37,7 @@ class TensorBoardUnavailable(ImportError):
 
 
 def eval_scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    """The scalars of an evaluation (:meth:`deepnet.train._Run._evaluate_all`'s dict) as logged:
+    """The scalars of an evaluation (:meth:`deepnet.run_loop.RunLoop._evaluate_all`'s dict) as logged:
     ``id_val``, ``id_test`` and ``ood/<split>`` per OOD split."""
     return {"id_val": metrics["id_val"], "id_test": metrics["id_test"],
             **{f"ood/{name}": value for name, value in metrics["ood"].items()}}

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from deepnet.config import RunConfig
-from deepnet.train import _Run
+from deepnet.run_loop import RunLoop
 
 # ---------------------------------------------------------------- image datasets
 
@@ -106,7 +106,7 @@ def killed_after_checkpoint(saves: int = 1, on_kill: Callable[[Path], None] | No
     on_kill : callable, optional
         Called with the run directory just before the run dies (e.g. to leave a torn file).
     """
-    original, done = _Run._save_checkpoint, []
+    original, done = RunLoop._save_checkpoint, []
 
     def save_then_die(self, next_epoch):
         original(self, next_epoch)
@@ -117,7 +117,7 @@ def killed_after_checkpoint(saves: int = 1, on_kill: Callable[[Path], None] | No
             raise KeyboardInterrupt(f"killed after checkpoint {saves}")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_Run, "_save_checkpoint", save_then_die)
+        patch.setattr(RunLoop, "_save_checkpoint", save_then_die)
         yield
 
 

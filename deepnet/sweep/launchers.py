@@ -121,10 +121,65 @@ def run_sweep(
 ) -> SweepReport:
     """Launch every config of the sweep that is not done yet (at most ``max_runs`` of them).
 
-    ``options`` go to the launcher (``local``: ``gpus``; ``slurm``: ``wait``, ``cluster`` and
-    submitit parameters). Interrupted runs resume; runs done before are skipped after
-    :func:`~deepnet.sweep.runner.check_done_runs` (which raises ``DataChangedError`` unless
-    ``accept_data_change``).
+    Each config trains in its own run directory under ``root`` (named by its key), so a sweep
+    launched again resumes: interrupted runs continue from their checkpoints and runs done before
+    are skipped, after :func:`~deepnet.sweep.runner.check_done_runs` has compared their data.
+
+    Parameters
+    ----------
+    cfgs : list of RunConfig
+        The sweep's runs (e.g. :meth:`deepnet.sweep.spec.SweepSpec.expand`); duplicates run once.
+    root : str or Path
+        The sweep directory (created).
+    launcher : str, default "local"
+        A name in :data:`LAUNCHERS` (``local``: sequential, one job per GPU or ``cpu_workers``
+        CPU jobs; ``slurm``: submitit jobs).
+    train_fn : callable, optional
+        ``train_fn(cfg, run_dir, progress=...)`` writing ``run_dir/result.json``; None is
+        :func:`deepnet.train.train`.
+    max_runs : int, optional
+        Launch at most this many of the pending runs (>= 1); None launches all.
+    progress : bool, default True
+        Progress bars.
+    accept_data_change : bool, default False
+        Go on when a done run's recorded data fingerprint differs from the data found now.
+    fingerprint_fn : callable, optional
+        ``fingerprint_fn(cfg)``, the data a config trains on; None reads it from the dataset.
+    **options
+        The launcher's options (``local``: ``gpus``, ``cpu_workers``, ``threads``; ``slurm``:
+        ``wait``, ``cluster`` and submitit parameters).
+
+    Returns
+    -------
+    SweepReport
+        The counts before the launch and one outcome per launched run (``ok``, ``diverged``,
+        ``failed`` with the error kept in its ``error.txt``, ``busy``, ...).
+
+    Raises
+    ------
+    ValueError
+        ``max_runs`` below 1, or an unknown ``launcher``.
+    DataChangedError
+        A done run's data differs from the data found now, unless ``accept_data_change``.
+
+    Examples
+    --------
+    Two learning rates with a stand-in trainer that writes the record :func:`deepnet.train.train`
+    would; launched again, the sweep finds both done:
+
+    >>> import tempfile
+    >>> from common.io import write_json
+    >>> from deepnet.config import RunConfig
+    >>> from deepnet.sweep.launchers import run_sweep
+    >>> def toy_train(cfg, run_dir, progress=True):
+    ...     write_json(Path(run_dir) / "result.json", {"config": cfg.to_dict(), "status": "ok",
+    ...                                               "metrics": {"id_val": 1 - cfg.lr}})
+    >>> cfgs = [RunConfig(model="small_resnet", dataset="digits", method="sgd", lr=lr, seed=0) for lr in (1e-3, 1e-2)]
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     print(run_sweep(cfgs, root, train_fn=toy_train, progress=False).summary())
+    ...     print(run_sweep(cfgs, root, train_fn=toy_train, progress=False, fingerprint_fn=lambda cfg: {}).summary())
+    2 runs: 0 done before this launch, 2 ok
+    2 runs: 2 done before this launch
     """
     if max_runs is not None and max_runs < 1:
         raise ValueError(f"max_runs must be >= 1, got {max_runs}")

@@ -12,7 +12,8 @@ from deepnet.metrics_log import grad_norm_scalars, read_metrics
 from deepnet.run_files import METRICS, TENSORBOARD_DIR
 from deepnet.plot import find_runs, plot_runs
 from deepnet.run_files import RESULT
-from deepnet.train import _Run, train
+from deepnet.run_loop import RunLoop
+from deepnet.train import train
 from common.io import read_json
 from tests.helpers import killed_after_checkpoint, tiny_run_config
 
@@ -92,17 +93,17 @@ def test_tensorboard_events_equal_metrics_jsonl_after_a_resume(waterbirds_root, 
     argv = ["train", "--model", "small_vit", "--dataset", "waterbirds", "--method", "sgd", "--lr", "0.01",
             "--data-root", waterbirds_root, "--no-pretrained", "--epochs", "2", "--batch-size", "4", "--num-workers", "0",
             "--out", str(out), "--no-progress", "--eval-every", "2", "--tensorboard"]
-    original = _Run._save_checkpoint
+    original = RunLoop._save_checkpoint
 
     def save_then_crash(self, next_epoch):
         original(self, next_epoch)
         self.log.step(4, 1, 9.0, 1.0)  # logged (to both) after the checkpoint, so replayed on resume
         raise KeyboardInterrupt("simulated preemption after epoch 0")
 
-    monkeypatch.setattr(_Run, "_save_checkpoint", save_then_crash)
+    monkeypatch.setattr(RunLoop, "_save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         main(argv)
-    monkeypatch.setattr(_Run, "_save_checkpoint", original)
+    monkeypatch.setattr(RunLoop, "_save_checkpoint", original)
     assert main(argv) == 0
     expected = _jsonl_scalars(out)
     assert sorted(expected) == ["eval/id_test", "eval/id_val", "eval/ood/ood_test", "train/loss", "train/lr"]

@@ -2,10 +2,13 @@
 ``--no-progress``: no bar, one line per epoch."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 
 from deepnet.__main__ import main
 from deepnet.data import make_fixture
+from deepnet.methods import linear_probe
 from deepnet.progress import progress_bar, progress_bars
 
 BARS = ("features", "linear probe C", "epoch 0", "eval id_val", "eval id_test", "eval ood_test")
@@ -22,7 +25,9 @@ def _train(root: str, out, *flags: str) -> int:
                  "--num-workers", "0", "--out", str(out), *flags])
 
 
-def test_a_run_shows_a_bar_for_each_stage_and_split(root, tmp_path, capsys):
+def test_a_run_shows_a_bar_for_each_stage_and_split(root, tmp_path, capsys, monkeypatch):
+    # a probe fit remembered from an earlier test on the same data would skip the C sweep and its bar
+    monkeypatch.setattr(linear_probe, "_FIT_CACHE", OrderedDict())
     assert _train(root, tmp_path / "run") == 0
     err = capsys.readouterr().err
     for desc in BARS:

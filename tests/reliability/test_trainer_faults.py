@@ -12,7 +12,8 @@ from deepnet.config import RunConfig
 from deepnet.data import make_fixture
 from deepnet.sweep.cli import main as sweep_main
 from deepnet.run_files import CHECKPOINT
-from deepnet.train import divergence_bound, train
+from deepnet.run_loop import divergence_bound
+from deepnet.train import train
 from tests.helpers import killed_after_checkpoint, tiny_run_config
 
 
