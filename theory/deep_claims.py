@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from theory.deep_experiment import DeepConfig, SeedResult, run_seed
+from theory.deep_experiment import DeepConfig, SeedResult, run_table
 from theory.deep_methods import PRETRAINERS
 from theory.verdict import ClaimResult, register_claim
 
@@ -32,18 +32,15 @@ _METHODS = ("sgd", "sgd_freeze_embed", "sgd_freeze_embed_no_momentum", "adamw", 
 
 
 @lru_cache(maxsize=4 * MAX_PROBLEMS)
-def _problem(problem_seed: int) -> tuple[SeedResult, ...]:
-    """One problem of the table: its result per pretraining rule, in PRETRAINERS order."""
-    return tuple(run_seed(DeepConfig(), problem_seed, tuple(PRETRAINERS), _METHODS))
+def _problem(problem_seed: int) -> dict[str, list[SeedResult]]:
+    """`run_table` of one problem (callers copy its lists, never change them)."""
+    return run_table(DeepConfig(), [problem_seed], methods=_METHODS)
 
 
 def _table(problems: int, seed: int) -> dict[str, list[SeedResult]]:
     """`run_table` on the first `problems` problem seeds drawn from `seed`, from the per-problem cache."""
-    table: dict[str, list[SeedResult]] = {pre: [] for pre in PRETRAINERS}
-    for problem_seed in np.random.SeedSequence(seed).generate_state(problems):
-        for res in _problem(int(problem_seed)):
-            table[res.pretrainer].append(res)
-    return table
+    rows = [_problem(int(s)) for s in np.random.SeedSequence(seed).generate_state(problems)]
+    return {pre: [res for row in rows for res in row[pre]] for pre in PRETRAINERS}
 
 
 def _problems(instances: int) -> int:

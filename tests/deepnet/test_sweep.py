@@ -37,8 +37,10 @@ SLEEP_LR = 0.8      # the fake trainer writes its pid into the run dir, then sle
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-def fake_train(cfg: RunConfig, run_dir: Path, progress: bool = True) -> dict:
-    """Contract-following stand-in for deepnet.train.train; counts its calls in the run dir."""
+def fake_train(cfg: RunConfig, run_dir: Path, progress: bool = True, record_threads: bool = False) -> dict:
+    """Contract-following stand-in for deepnet.train.train; counts its calls in the run dir. It
+    imports torch only to record the process's torch threads (``record_threads``), so a worker that
+    sets no threads starts without torch."""
     calls = run_dir / "calls"
     calls.write_text(str(int(calls.read_text()) + 1 if calls.exists() else 1))
     checkpoint = run_dir / "checkpoint.pt"
@@ -63,18 +65,17 @@ def fake_train(cfg: RunConfig, run_dir: Path, progress: bool = True) -> dict:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "pid": os.getpid(),
     }
+    if record_threads:
+        import torch
+
+        record["torch_threads"] = torch.get_num_threads()
     write_json(run_dir / "result.json", record)
     return record
 
 
 def threads_recording_train(cfg: RunConfig, run_dir: Path, progress: bool = True) -> dict:
-    """:func:`fake_train` that also records the process's torch threads (the fake itself imports no
-    torch, so a worker that needs none starts without it)."""
-    import torch
-
-    record = {**fake_train(cfg, run_dir, progress), "torch_threads": torch.get_num_threads()}
-    write_json(run_dir / "result.json", record)
-    return record
+    """:func:`fake_train` recording the process's torch threads."""
+    return fake_train(cfg, run_dir, progress, record_threads=True)
 
 
 def configs(lrs=(0.1, 0.2), seeds=(0,)) -> list[RunConfig]:
