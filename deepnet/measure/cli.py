@@ -34,11 +34,11 @@ from typing import Any, Sequence
 
 import torch
 
-from common.io import atomic_path
+from common.helpformat import add_command, command_parser
+from common.io import write_text
 from common.provenance import git_commit
 from deepnet.config import RunConfig
 from deepnet.methods.linear_probe import SCALINGS
-from common.helpformat import add_command, command_parser
 from deepnet.measure.batches import loader, on_device
 from deepnet.measure.output import DISTORTION, GRADNORMS, write_rows
 from deepnet.measure.per_method import each_model
@@ -371,7 +371,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stem, summary = COMMANDS[a.command](a)
     summary.update(provenance(argv), env=environment())
-    with atomic_path(a.out / f"{stem}_summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n")
+    write_text(a.out / f"{stem}_summary.json", json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "env"}, indent=1, default=str))
     return 0

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from common.io import atomic_path
+from common.io import write_text
 
 #: the stems of the gradient-norm and feature-distortion row files (read back by the claims ledger)
 GRADNORMS = "gradnorms"
@@ -27,12 +27,10 @@ def write_rows(out: Path, stem: str, rows: list[dict[str, Any]]) -> None:
         One JSON object per line, keys sorted; the CSV's columns are every scalar key, sorted.
     """
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / f"{stem}.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    write_text(out / f"{stem}.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     buf = io.StringIO()
     fields = sorted({k for r in rows for k in r if not isinstance(r[k], (dict, list))})
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    with atomic_path(out / f"{stem}.csv") as tmp:
-        tmp.write_text(buf.getvalue())
+    write_text(out / f"{stem}.csv", buf.getvalue())
