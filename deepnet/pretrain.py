@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common.helpformat import HelpFormatter
+from common.helpformat import command_parser
 from common.io import atomic_path, locked, write_text
 from common.provenance import git_commit
 from deepnet.data.fmnist_subpop import load_fashion_mnist
@@ -170,8 +170,11 @@ def save_checkpoint(name: str, state: dict[str, torch.Tensor], record: dict, out
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m deepnet.pretrain", description=__doc__, formatter_class=HelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m deepnet.pretrain``."""
+    p = command_parser("python -m deepnet.pretrain", __doc__.split("\n\nExample::")[0],
+                       ["python -m deepnet.pretrain --arch small_vit --optimizer adamw",
+                        "python -m deepnet.pretrain --arch small_resnet --optimizer sgd --epochs 5 --out my_checkpoints"])
     p.add_argument("--arch", required=True, choices=sorted(ARCHS))
     p.add_argument("--optimizer", required=True, choices=sorted(OPTIMIZER_DEFAULTS))
     p.add_argument("--train-images", type=int, default=6000, help="class-balanced subset of the 60k (default 6000)")
@@ -183,7 +186,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data-root", default=None, help="Fashion-MNIST idx folder (default: the Debian package's)")
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="checkpoint folder (default: the shipped one)")
     p.add_argument("--name", default=None, help="checkpoint name (default: <arch>_fmnist_<optimizer>)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
     cfg = PretrainConfig(arch=a.arch, optimizer=a.optimizer, train_images=a.train_images, epochs=a.epochs,
                          batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, seed=a.seed,
                          data_root=a.data_root)

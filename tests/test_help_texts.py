@@ -2,8 +2,8 @@
 there is an example.
 
 The CLIs: ``python -m deepnet`` (with ``sweep`` and ``collect``), ``deepnet.data``,
-``deepnet.measure``, the GPU check (``pipeline gpucheck``), ``theory``, ``experiments``,
-``paper_figs`` and ``pipeline``.
+``deepnet.measure``, ``deepnet.pretrain``, the GPU check (``pipeline gpucheck``), ``theory``
+(with ``theory.deep`` and ``theory.deep_experiment``), ``experiments``, ``paper_figs`` and ``pipeline``.
 """
 from __future__ import annotations
 
@@ -18,14 +18,18 @@ def _builders() -> dict[str, Callable[[], argparse.ArgumentParser]]:
     from deepnet.data.__main__ import build_parser as data_parser
     from deepnet.gpucheck.cli import build_parser as gpucheck_parser
     from deepnet.measure.cli import build_parser as measure_parser
+    from deepnet.pretrain import build_parser as pretrain_parser
     from experiments.__main__ import build_parser as experiments_parser
     from paper_figs.__main__ import build_parser as paper_figs_parser
     from pipeline.__main__ import build_parser as pipeline_parser
     from theory.__main__ import build_parser as theory_parser
+    from theory.deep import build_parser as theory_deep_parser
+    from theory.deep_experiment import build_parser as deep_experiment_parser
 
     return {"deepnet": deepnet_parser, "deepnet.data": data_parser, "deepnet.measure": measure_parser,
             "deepnet.gpucheck": gpucheck_parser, "theory": theory_parser, "experiments": experiments_parser,
-            "paper_figs": paper_figs_parser, "pipeline": pipeline_parser}
+            "paper_figs": paper_figs_parser, "pipeline": pipeline_parser, "deepnet.pretrain": pretrain_parser,
+            "theory.deep": theory_deep_parser, "theory.deep_experiment": deep_experiment_parser}
 
 
 def _walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:

@@ -20,12 +20,14 @@ them for random nets).
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from common.helpformat import command_parser
 from theory.optim import make_optimizer
 
 Layers = list[np.ndarray]
@@ -321,12 +323,8 @@ def train(
     return TrainResult(maps, params, diverged=False)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI: invariant drift of gradient flow and of discrete GD for depths 0..3, full FT and freeze-embed."""
-    from common.helpformat import command_parser
-
-    from theory.deep_invariants import invariant_drifts
-
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m theory.deep``."""
     parser = command_parser(
         "python -m theory.deep",
         "Print the largest drift of each exact invariant along gradient-flow trajectories "
@@ -337,7 +335,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random nets and data")
     parser.add_argument("--time", type=float, default=5.0, help="flow horizon (default 5)")
     parser.add_argument("--lr", type=float, default=1e-3, help="GD step for the discrete comparison (default 1e-3)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: invariant drift of gradient flow and of discrete GD for depths 0..3, full FT and freeze-embed."""
+    from theory.deep_invariants import invariant_drifts
+
+    args = build_parser().parse_args(argv)
     rng = np.random.default_rng(args.seed)
     for depth in range(4):
         layers = init_layers(12, 8, [8] * depth, 1, 1.0, rng)

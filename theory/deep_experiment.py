@@ -44,6 +44,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.grad_norms import GRAD_NORMALIZATIONS
+from common.helpformat import command_parser
 from theory.deep import Layers, end_to_end, mse_of_map, train
 from theory.deep_grad_norms import layer_grad_norms
 from theory.deep_methods import DEEP_METHODS, PRETRAINERS
@@ -333,21 +334,29 @@ def _parse_override(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI: print the pretrain x fine-tune table (OOD/ID loss mean +- std over seeds, selected lrs, grad ratios)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m theory.deep_experiment",
-        description="Two-stage deep-linear-net experiment (SGD paper, Appendix E): pretrain with SGD or AdamW, "
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m theory.deep_experiment``."""
+    parser = command_parser(
+        "python -m theory.deep_experiment",
+        "Two-stage deep-linear-net experiment (SGD paper, Appendix E): pretrain with SGD or AdamW, "
         "fine-tune with each method over its lr grid, select on ID validation loss with early stopping, "
         "report the OOD loss of the selected run.",
+        ["python -m theory.deep_experiment --seeds 2",
+         "python -m theory.deep_experiment --methods sgd sgd_freeze_embed adamw --set d=16 --json"],
     )
     parser.add_argument("--seeds", type=int, default=8, help="number of random problems (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="base seed; problem i uses seed base+i")
     parser.add_argument("--set", dest="overrides", type=_parse_override, action="append", default=[],
                         metavar="KEY=VALUE", help="override a DeepConfig field, e.g. --set widths=(64,64) --set d=16")
-    parser.add_argument("--methods", nargs="+", default=list(DEEP_METHODS), choices=list(DEEP_METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(DEEP_METHODS), choices=list(DEEP_METHODS), metavar="METHOD",
+                        help=f"fine-tuning methods (default: all of {', '.join(DEEP_METHODS)})")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: print the pretrain x fine-tune table (OOD/ID loss mean +- std over seeds, selected lrs, grad ratios)."""
+    args = build_parser().parse_args(argv)
     cfg = config_with(**dict(args.overrides))
     table = run_table(cfg, list(range(args.seed, args.seed + args.seeds)), methods=tuple(args.methods), progress=True)
     summary = summarize(table)

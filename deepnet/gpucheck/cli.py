@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from common.helpformat import HelpFormatter
+from common.helpformat import HelpFormatter, example_epilog
 from common.io import read_json, write_json, write_text
 from common.provenance import git_commit
 from deepnet.gpucheck import bench, report
@@ -239,12 +239,13 @@ def _row_line(row: dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=HelpFormatter,
-        epilog="examples:\n"
-               f"  {PROG} --out /tmp/gpucheck                       # one GPU, about 6.5 minutes\n"
-               f"  {PROG} --tiny --device cpu --out /tmp/gpucheck   # every stage on the CPU in seconds\n"
-               f"  {PROG} --stages methods speed --out /tmp/again   # a rerun of two stages\n"
-               f"  {PROG} --render experiments/results/gpu/summary.json   # print the README tables\n"
-               "On the device machine: scripts/gpu_check.sh \"$OUT\" (packs the folder into the files a call returns).")
+        epilog=example_epilog(
+            [f"{PROG} --out /tmp/gpucheck                       # one GPU, about 6.5 minutes",
+             f"{PROG} --tiny --device cpu --out /tmp/gpucheck   # every stage on the CPU in seconds",
+             f"{PROG} --stages methods speed --out /tmp/again   # a rerun of two stages",
+             f"{PROG} --render experiments/results/gpu/summary.json   # print the README tables"],
+            notes="On the device machine: scripts/gpu_check.sh \"$OUT\" (packs the folder into the files a call "
+                  "returns)."))
     p.add_argument("--out", type=Path, help="output folder (required unless --render)")
     p.add_argument("--device", default="cuda", help="cuda, cuda:1, ... or cpu")
     p.add_argument("--tiny", action="store_true",
