@@ -13,7 +13,7 @@ installed() {
     .venv/bin/python -c 'import importlib.util, sys
 sys.exit(any(importlib.util.find_spec(name) is None for name in sys.argv[1:]))' "$@" 2>/dev/null
 }
-if ! installed torch torchvision timm open_clip sympy pytest pytest_timeout sklearn skimage mlxtend submitit tqdm \
+if ! installed torch torchvision timm open_clip sympy pytest pytest_timeout xdist sklearn skimage mlxtend submitit tqdm \
         networkx pandas pytz tensorboard; then
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1"

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the test suite. Extra arguments go to pytest.
+# The tests run in one pytest-xdist worker per core (PYTEST_WORKERS=N to choose; 0 runs them in this
+# process), each worker on one BLAS / torch thread so that the workers do not compete for the cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 set +e
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q -n "${PYTEST_WORKERS:-auto}" --dist worksteal "$@"
 rc=$?
 set -e
 # pytest exits 5 when it collected no tests: that is not a failure of the code.
