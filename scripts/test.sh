@@ -5,9 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+workers=${PYTEST_WORKERS:-auto}
+if [ "$workers" != 0 ]; then
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+fi
 set +e
-.venv/bin/python -m pytest -q -n "${PYTEST_WORKERS:-auto}" --dist worksteal "$@"
+.venv/bin/python -m pytest -q -n "$workers" --dist worksteal "$@"
 rc=$?
 set -e
 # pytest exits 5 when it collected no tests: that is not a failure of the code.
