@@ -17,7 +17,7 @@ Each configuration runs in a fresh process, so memory figures do not accumulate;
 times of one run (the machine's load shows in them: compare runs on an idle machine).
 
     python benchmarks/bench_scale.py            # full run
-    python benchmarks/bench_scale.py --quick    # seconds: small sizes, for the smoke test
+    python benchmarks/bench_scale.py --quick    # seconds: small sizes, random Sigma, for the smoke test
 """
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ def _verify(instances: int, workers: int, claims: list[str] | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run of seconds)")
+    ap.add_argument("--quick", action="store_true",
+                    help="small sizes and the random Sigma only (a smoke run of seconds)")
     ap.add_argument("--dims", type=int, nargs="+", default=None, help="d values (default 200 2000 20000 200000)")
     ap.add_argument("--m", type=int, default=50, help="dim S for the end-to-end instances (default 50)")
     ap.add_argument("--dense-max-d", type=int, default=2000, help="largest d for the dense reference")
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     m = min(args.m, n // 2) if args.quick else args.m
     stiff_d, stiff_n = (60, 12) if args.quick else (2_000, 200)
     verify_n, workers = (2, 1) if args.quick else (args.verify_instances, 2)
+    oods = ("random",) if args.quick else ("identity", "random")
 
     idle = _in_child(_idle)["max_rss_gb"]
     print(f"1. end-to-end instance (make_problem + LP + FT + LP-FT + bound), n={n}, k={k}, m={m}, eps=0.2")
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     print(head)
     figures = {}
     for d in dims:
-        for ood in ("identity", "random"):
+        for ood in oods:
             fast = _in_child(_instance, d, n, k, m, ood, False)
             diff = "-"
             rows = [("reduced", fast)]

@@ -9,6 +9,9 @@ workers=${PYTEST_WORKERS:-auto}
 if [ "$workers" != 0 ]; then
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 fi
+# The suite starts many interpreters (sweep workers, DDP ranks, CLIs): let them reuse compiled
+# bytecode (__pycache__, git-ignored) instead of compiling the repo's modules again in each one.
+unset PYTHONDONTWRITEBYTECODE
 set +e
 .venv/bin/python -m pytest -q -n "$workers" --dist worksteal "$@"
 rc=$?

@@ -1,6 +1,6 @@
 """The README walk-through (between its ``walkthrough`` markers), run exactly as written on a
-generated folder dataset: check the layout, sweep with ``--cpu-workers 2`` and a plugin, collect a
-LaTeX table, plot the curves; in under a minute."""
+generated folder dataset: check the layout, sweep with a plugin, collect a LaTeX table, plot the
+curves; in under a minute."""
 from __future__ import annotations
 
 import re
@@ -14,7 +14,6 @@ from deepnet.__main__ import main
 from deepnet.data import DATASETS
 from deepnet.methods import METHODS
 from deepnet.plot import find_runs, plot_runs
-from deepnet.sweep import launchers
 from common.io import read_jsonl
 
 from tests.helpers import make_folder
@@ -47,7 +46,6 @@ def test_readme_walkthrough_runs_as_written(tmp_path, monkeypatch, registries, c
     Path("my_plugin.py").write_text(plugin)
     Path("my_shift.toml").write_text(spec)
     make_folder(Path("data/my_shift"), classes=("cat", "dog"), per_class=2)
-    monkeypatch.setattr(launchers, "POLL_S", 0.2)  # the sweep's check on its workers
     lines = [line.split("#")[0].strip() for line in commands.splitlines() if line.strip()]
     assert 1 <= len(lines) <= 5 and all(line.startswith("python -m deepnet ") for line in lines)
 
