@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from common.helpformat import add_command, command_parser
+from common.shutdown import freeze_at_exit
 from deepnet.config import USER_DATASET_DEFAULTS, RunConfig
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
 from deepnet.sweep.cli import add_parser as add_sweep_parsers
@@ -278,4 +279,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    freeze_at_exit()
     sys.exit(main())

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from common.helpformat import add_command, command_parser
+from common.shutdown import freeze_at_exit
 
 
 def report_usage_error(args: argparse.Namespace) -> str | None:
@@ -98,4 +99,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    freeze_at_exit()
     sys.exit(main())

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from common.helpformat import command_parser
+from common.shutdown import freeze_at_exit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,4 +33,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    freeze_at_exit()
     sys.exit(main())

@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from common.helpformat import HelpFormatter, command_parser, example_epilog
+from common.shutdown import freeze_at_exit
 from pipeline import gpucheck, main_job
 
 
@@ -35,4 +36,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    freeze_at_exit()
     sys.exit(main())

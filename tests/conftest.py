@@ -5,6 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from common.shutdown import freeze_at_exit
+
+
+def pytest_configure(config):
+    """Every pytest process (the xdist workers too) exits without collecting the libraries' objects."""
+    freeze_at_exit()
+
 
 @pytest.fixture(scope="session")
 def waterbirds_root(tmp_path_factory) -> str:

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from common.helpformat import add_command, command_parser
 from common.io import write_json
+from common.shutdown import freeze_at_exit
 from theory.search import OBJECTIVES, search
 from theory.search import add_parser as add_search_parser
 from theory.verdict import CLAIM_CHECKS, ClaimResult, load_claim_checks
@@ -174,4 +175,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    freeze_at_exit()
     sys.exit(main())

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from common.helpformat import add_command, command_parser
 from common.io import write_json
+from common.shutdown import freeze_at_exit
 
 from deepnet.config import USER_DATASET_DEFAULTS
 from deepnet.plugins import PluginError, add_import_argument, plugins_from_args
@@ -248,4 +249,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    freeze_at_exit()
     sys.exit(main())

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from common.io import owned
 from common.registry import Registry
+from common.shutdown import freeze_at_exit
 from deepnet.config import RunConfig
 from deepnet.sweep.runner import FingerprintFn, TrainFn, RunOutcome, check_done_runs, run_many, run_one, run_state
 from deepnet.sweep.states import BUSY, DONE, FAILED, REPORTED_STATUSES, SUBMITTED
@@ -307,6 +308,7 @@ class RunJob(submitit.helpers.Checkpointable):
         self.train_fn = train_fn
 
     def __call__(self, cfg: dict) -> RunOutcome:
+        freeze_at_exit()  # the task's process ends with this run
         env = submitit.JobEnvironment()
         if env.num_tasks > 1:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)

@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 from common.io import (LockHeld, append_jsonl, is_held, move_aside, owned, read_json, remove_stale_temps,
                        write_json, write_text)
+from common.shutdown import freeze_at_exit
 from deepnet.config import RunConfig
 from deepnet.run_files import (CHECKPOINT, CONFIG, CORRUPT_SUFFIX, DONE_MARKER, ERROR, LOCK, PREVIOUS_SUFFIX, RESULT,
                                SWEEP_RESULTS)
@@ -243,8 +244,10 @@ def run_many(
 
     With ``owner_lock`` (the lock file the launching sweep owns, see :func:`common.io.owned`) this
     process kills itself (SIGKILL) within ``WATCH_S`` seconds once that lock is free, i.e. once the
-    sweep process has died, even by SIGKILL: a worker never trains on as an orphan.
+    sweep process has died, even by SIGKILL: a worker never trains on as an orphan. The worker
+    process exits quickly afterwards (:func:`common.shutdown.freeze_at_exit`).
     """
+    freeze_at_exit()
     if owner_lock is not None:
         threading.Thread(target=_die_with_owner, args=(owner_lock,), daemon=True, name="owner-watch").start()
     if threads is not None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from common.shutdown import freeze_at_exit
 from deepnet.config import RunConfig
 from deepnet.run_files import RESULT
 from deepnet.run_inputs import build_inputs
@@ -44,6 +45,7 @@ def _worker(rank: int, root: str, out: str, port: int) -> None:
 def _ranks(root: str, out: str, port: int) -> None:
     """Fork the ranks from this fresh process once it has imported the trainer and built the run's
     inputs: the ranks start with every import done, and forking is safe (no autograd ran here)."""
+    freeze_at_exit()
     build_inputs(_config(root))
     mp.start_processes(_worker, args=(root, out, port), nprocs=WORLD, join=True, start_method="fork")
 
