@@ -3,9 +3,10 @@
 A process that has imported torch, torchvision and timm tracks about a million objects. At exit,
 CPython's finalization collects them again and again while it clears the modules, which took
 1.4-2.5 s here (four runs, after importing ``deepnet.train`` and timm); frozen first
-(:func:`gc.freeze`), they are left to the operating system and the exit took 0.2-0.3 s. Refcounted objects are still freed and every ``atexit`` handler and
-context manager still runs; only ``__del__`` methods of objects in reference cycles may not run,
-which Python does not promise at exit anyway. Result files never depend on that: they are written
+(:func:`gc.freeze`), they are left to the operating system and the exit took 0.2-0.3 s.
+Refcounted objects are still freed and every ``atexit`` handler and context manager still runs;
+only ``__del__`` methods of objects in reference cycles may not run, which Python does not promise
+at exit anyway. Result files never depend on that: they are written
 atomically and closed (:mod:`common.io`).
 """
 from __future__ import annotations
