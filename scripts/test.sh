@@ -12,6 +12,9 @@ fi
 # The suite starts many interpreters (sweep workers, DDP ranks, CLIs): let them reuse compiled
 # bytecode (__pycache__, git-ignored) instead of compiling the repo's modules again in each one.
 unset PYTHONDONTWRITEBYTECODE
+# Every interpreter the suite starts reads tests/startup/sitecustomize.py (fewer garbage collections
+# while it imports torch and timm).
+export PYTHONPATH="$PWD/tests/startup${PYTHONPATH:+:$PYTHONPATH}"
 set +e
 .venv/bin/python -m pytest -q -n "$workers" --dist worksteal "$@"
 rc=$?
